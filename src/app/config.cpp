@@ -1,0 +1,88 @@
+#include "app/config.h"
+
+#include <CLI/CLI.hpp>
+
+namespace possync {
+
+ParsedConfig parse_config(int argc, char** argv) {
+  Config c;
+  CLI::App app{"possync-server: real-time sync server for restaurant point-of-sale devices"};
+  app.option_defaults()->always_capture_default();
+  app.get_formatter()->column_width(40);
+
+  app.add_option("--host", c.host, "Address to listen on")->envname("POSSYNC_HOST");
+  app.add_option("--port", c.port, "Port for HTTP and WebSocket")->envname("PORT");
+  app.add_option("--threads", c.threads, "I/O threads (0 = one per core)")
+      ->envname("POSSYNC_THREADS");
+  app.add_option("--store", c.store, "Store: sqlite:PATH (durable, default) or memory")
+      ->envname("POSSYNC_STORE");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error, critical, off")
+      ->envname("POSSYNC_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+
+  app.add_option("--max-frame-bytes", c.max_frame_bytes,
+                 "Largest WebSocket message accepted (larger: close 1009)")
+      ->envname("POSSYNC_MAX_FRAME_BYTES")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20));
+  app.add_option("--max-body-bytes", c.max_body_bytes,
+                 "Largest REST request body accepted (larger: 413)")
+      ->envname("POSSYNC_MAX_BODY_BYTES")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20));
+  app.add_option("--max-outbound-bytes", c.max_outbound_bytes,
+                 "Send queue per connection; a device that falls further behind is disconnected")
+      ->envname("POSSYNC_MAX_OUTBOUND_BYTES")
+      ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 30));
+  app.add_option("--max-id-bytes", c.max_id_bytes, "Longest restaurant, device, user or record id")
+      ->envname("POSSYNC_MAX_ID_BYTES")
+      ->check(CLI::Range(std::size_t{8}, std::size_t{1024}));
+  app.add_option("--max-changes-per-request", c.max_changes_per_request,
+                 "Most changes in one POST /api/sync")
+      ->envname("POSSYNC_MAX_CHANGES_PER_REQUEST")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+
+  auto seconds = [&](const char* name, std::chrono::seconds& field, const char* env,
+                     const char* help) {
+    app.add_option_function<unsigned>(
+           name, [&field](unsigned v) { field = std::chrono::seconds(v); }, help)
+        ->envname(env)
+        ->default_val(field.count())
+        ->check(CLI::Range(1u, 86400u));
+  };
+  seconds("--idle-timeout", c.idle_timeout, "POSSYNC_IDLE_TIMEOUT",
+          "Seconds of silence after which a WebSocket is closed (pings are sent at half)");
+  seconds("--handshake-timeout", c.handshake_timeout, "POSSYNC_HANDSHAKE_TIMEOUT",
+          "Seconds allowed for a WebSocket handshake");
+  seconds("--http-timeout", c.http_timeout, "POSSYNC_HTTP_TIMEOUT",
+          "Seconds allowed to receive an HTTP request");
+  seconds("--shutdown-timeout", c.shutdown_timeout, "POSSYNC_SHUTDOWN_TIMEOUT",
+          "Seconds SIGTERM waits for connections to close before exiting");
+  app.add_option_function<unsigned>(
+         "--twin-window-ms", [&c](unsigned v) { c.twin_window = std::chrono::milliseconds(v); },
+         "How soon after a typed update its data_change twin must follow to be recognised")
+      ->envname("POSSYNC_TWIN_WINDOW_MS")
+      ->default_val(c.twin_window.count())
+      ->check(CLI::Range(1u, 600000u));
+
+  app.add_option("--retain-changes", c.retain_changes,
+                 "Changes of history kept per restaurant for catch-up and dedupe (0 = all)")
+      ->envname("POSSYNC_RETAIN_CHANGES");
+  app.add_option("--commit-batch", c.commit_batch, "Most changes committed in one transaction")
+      ->envname("POSSYNC_COMMIT_BATCH")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  app.add_option("--catchup-page", c.catchup_page, "Changes read from the store per catch-up step")
+      ->envname("POSSYNC_CATCHUP_PAGE")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  app.add_option("--cors-origins", c.cors_origins,
+                 "Origins allowed by CORS (comma-separated; * = any)")
+      ->envname("POSSYNC_CORS_ORIGINS")
+      ->delimiter(',');
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return {std::nullopt, app.exit(e)};
+  }
+  return {c, 0};
+}
+
+}  // namespace possync

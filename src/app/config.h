@@ -1,0 +1,46 @@
+// Config: every option of possync-server, from the command line or its environment variable
+// (the command line wins). `possync-server --help` lists them; README.md has the table.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace possync {
+
+struct Config {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 3000;
+  std::size_t threads = 0;  // I/O threads; 0 = one per core
+  std::string store = "sqlite:./data/possync.db";
+  std::string log_level = "info";
+
+  std::size_t max_frame_bytes = 1 << 20;       // WebSocket message; larger -> close 1009
+  std::size_t max_body_bytes = 1 << 20;        // REST request body; larger -> 413
+  std::size_t max_outbound_bytes = 1 << 20;    // per-connection send queue; larger -> disconnect
+  std::size_t max_id_bytes = 128;              // restaurant/device/user/record ids
+  std::size_t max_changes_per_request = 1000;  // POST /api/sync
+
+  std::chrono::seconds idle_timeout{90};
+  std::chrono::seconds handshake_timeout{10};
+  std::chrono::seconds http_timeout{30};
+  std::chrono::seconds shutdown_timeout{10};
+  std::chrono::milliseconds twin_window{5000};
+
+  std::uint64_t retain_changes = 0;  // 0 keeps the whole log
+  std::size_t commit_batch = 1024;
+  std::size_t catchup_page = 500;
+  std::vector<std::string> cors_origins{"*"};
+};
+
+// Parses argv and the environment. Returns the Config, or an exit code when the program should
+// stop at once (--help: 0; a bad option: 2, after printing why).
+struct ParsedConfig {
+  std::optional<Config> config;
+  int exit_code = 0;
+};
+ParsedConfig parse_config(int argc, char** argv);
+
+}  // namespace possync

@@ -1,0 +1,89 @@
+#include "app/server.h"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "store/open_store.h"
+#include "sync/commit_pipeline.h"
+#include "sync/hub.h"
+#include "transport/listener.h"
+#include "transport/rest_api.h"
+
+namespace net = boost::asio;
+
+namespace possync {
+
+int run_server(const Config& config, const std::function<void(unsigned short)>& on_listening) {
+  const std::size_t threads =
+      config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  auto store = open_store(config.store, std::max<std::size_t>(4, threads * 2));
+  if (!store) {
+    spdlog::critical("cannot open store: {}", store.error().message);
+    return 1;
+  }
+  Store& db = **store;
+
+  Hub hub(render_live_change);
+  CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes},
+                          [&hub](std::span<const Outcome> outcomes) { hub.publish(outcomes); });
+  ServerContext ctx{config, db, hub, pipeline, {config.max_id_bytes, 64}};
+  RestApi api(ctx);
+
+  net::io_context ioc(static_cast<int>(threads));
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(config.host, ec);
+  if (ec) {
+    spdlog::critical("invalid --host '{}': {}", config.host, ec.message());
+    return 2;
+  }
+  auto listener = std::make_shared<Listener>(ioc, ctx, api);
+  auto bound = listener->open({address, config.port});
+  if (!bound) {
+    spdlog::critical("{}", bound.error().message);
+    return 1;
+  }
+  listener->start();
+
+  // Shutdown: stop accepting, close WebSockets with 1001, then stop once they are gone.
+  net::steady_timer drain_timer(ioc);
+  const auto deadline = std::chrono::steady_clock::now() + config.shutdown_timeout;
+  std::function<void()> wait_for_drain = [&] {
+    if (hub.connection_count() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      ioc.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(50));
+    drain_timer.async_wait([&](boost::system::error_code) { wait_for_drain(); });
+  };
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code e, int signal) {
+    if (e) return;
+    spdlog::info("received signal {}, shutting down", signal);
+    ctx.stopping = true;
+    listener->stop();
+    for (auto& s : hub.all_subscribers()) s->shutdown();
+    wait_for_drain();
+  });
+
+  spdlog::info("possync listening on {}:{} with {} I/O threads, store {}",
+               bound->address().to_string(), bound->port(), threads, db.describe());
+  if (on_listening) on_listening(bound->port());
+
+  std::vector<std::thread> pool;
+  for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+
+  // Every change received before the sockets closed is committed before we exit.
+  pipeline.stop();
+  spdlog::info("shutdown complete");
+  return 0;
+}
+
+}  // namespace possync

@@ -1,0 +1,40 @@
+// Error values that cross module boundaries. Every failure a client can see is an Error with a
+// stable machine-readable `code` (documented in docs/protocol.md) and a human-readable `message`.
+#pragma once
+
+#include <boost/system/result.hpp>
+#include <string>
+
+namespace possync {
+
+struct Error {
+  std::string code;
+  std::string message;
+};
+
+// Stable error codes, shared by the WebSocket and REST surfaces.
+namespace errc {
+inline constexpr const char* kInvalidJson = "invalid_json";
+inline constexpr const char* kInvalidMessage = "invalid_message";
+inline constexpr const char* kUnknownType = "unknown_type";
+inline constexpr const char* kMissingField = "missing_field";
+inline constexpr const char* kInvalidField = "invalid_field";
+inline constexpr const char* kUnknownDataType = "unknown_data_type";
+inline constexpr const char* kConflict = "conflict";
+inline constexpr const char* kStoreUnavailable = "store_unavailable";
+inline constexpr const char* kShuttingDown = "shutting_down";
+inline constexpr const char* kNotFound = "not_found";
+inline constexpr const char* kMethodNotAllowed = "method_not_allowed";
+inline constexpr const char* kPayloadTooLarge = "payload_too_large";
+inline constexpr const char* kBadRequest = "bad_request";
+inline constexpr const char* kResetRequired = "reset_required";
+}  // namespace errc
+
+// A value or an Error. `value()` on an error throws std::runtime_error (a programming mistake).
+template <class T>
+using Result = boost::system::result<T, Error>;
+
+// Found by argument-dependent lookup when Result<T>::value() is called on an error.
+[[noreturn]] void throw_exception_from_error(const Error& e, const boost::source_location& loc);
+
+}  // namespace possync

@@ -1,0 +1,91 @@
+// The vocabulary of the sync engine: the six data types, a Change, its Outcome, and the LogEntry a
+// committed change becomes. Plain values, no I/O; safe to copy between threads.
+#pragma once
+
+#include <array>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+
+namespace possync {
+
+enum class DataType : std::uint8_t { orders, menu_items, inventory, tables, users, printers };
+
+// How a data type appears on the wire: its `data_type` name, the typed update message that carries
+// it, and the field of that message holding the record id.
+struct DataTypeInfo {
+  DataType type;
+  std::string_view name;          // "orders"
+  std::string_view typed_update;  // "order_update"
+  std::string_view id_field;      // "order_id"
+};
+
+inline constexpr std::array<DataTypeInfo, 6> kDataTypes{{
+    {DataType::orders, "orders", "order_update", "order_id"},
+    {DataType::menu_items, "menu_items", "menu_update", "item_id"},
+    {DataType::inventory, "inventory", "inventory_update", "item_id"},
+    {DataType::tables, "tables", "table_update", "table_id"},
+    {DataType::users, "users", "user_update", "user_id"},
+    {DataType::printers, "printers", "printer_update", "printer_id"},
+}};
+
+const DataTypeInfo& info(DataType t);
+const DataTypeInfo* data_type_by_name(std::string_view name);
+const DataTypeInfo* data_type_by_typed_update(std::string_view message_type);
+
+// Actions that delete the record (leaving a tombstone in the log); every other action merges.
+bool is_deletion(std::string_view action);
+
+// One change to one record, as it entered from WebSocket or REST.
+struct Change {
+  std::string restaurant_id;
+  std::string device_id;  // origin device
+  std::string user_id;    // origin user (may be empty)
+  std::string change_id;  // client-chosen or server-assigned; unique per restaurant
+  DataType data_type = DataType::orders;
+  std::string action;
+  std::string record_id;
+  boost::json::object data;                   // JSON Merge Patch (RFC 7386) for the record
+  std::optional<std::uint64_t> base_version;  // optimistic concurrency: expected record version
+};
+
+// A committed change: the restaurant's log entry with its seq.
+struct LogEntry {
+  std::uint64_t seq = 0;
+  std::int64_t committed_at_ms = 0;
+  Change change;
+};
+
+// What the commit pipeline is asked to do with one change.
+struct ChangeRequest {
+  Change change;
+  // When set, this change is the data_change twin of an earlier typed update whose
+  // (server-assigned) change id this is: if that change was committed, this one is recorded as an
+  // alias of it and answered `duplicate`; otherwise it is applied as a change of its own.
+  std::string twin_of;
+};
+
+enum class OutcomeStatus : std::uint8_t { applied, duplicate, rejected };
+std::string_view to_string(OutcomeStatus s);
+
+struct Outcome {
+  OutcomeStatus status = OutcomeStatus::rejected;
+  std::string change_id;
+  std::uint64_t seq = 0;  // the change's seq when applied or duplicate
+  Error error;            // when rejected
+  // For a `conflict`: the record as it is now (null if it does not exist).
+  boost::json::value current;
+  // For `applied`: the committed entry, shared with the fan-out.
+  std::shared_ptr<const LogEntry> entry;
+};
+
+// A server-assigned change id for changes that arrive without one: "srv-<ms>-<64 random bits>".
+std::string new_change_id();
+
+}  // namespace possync

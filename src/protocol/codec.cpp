@@ -1,0 +1,295 @@
+#include "protocol/codec.h"
+
+#include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "common/ids.h"
+#include "common/time.h"
+
+namespace json = boost::json;
+
+namespace possync {
+namespace {
+
+Error missing(std::string_view field) {
+  return {errc::kMissingField, fmt::format("field '{}' is required", field)};
+}
+Error wrong_type(std::string_view field, std::string_view expected) {
+  return {errc::kInvalidField, fmt::format("field '{}' must be {}", field, expected)};
+}
+
+// An optional string field: absent or null gives nothing; another type is an error.
+Result<std::optional<std::string>> optional_string(const json::object& o, std::string_view field) {
+  const auto* v = o.if_contains(field);
+  if (v == nullptr || v->is_null()) return std::optional<std::string>{};
+  if (!v->is_string()) return wrong_type(field, "a string");
+  return std::optional<std::string>{std::string(v->get_string())};
+}
+
+// An id may be sent as a string or an integer; it is kept as a string.
+Result<std::optional<std::string>> optional_id(const json::object& o, std::string_view field) {
+  const auto* v = o.if_contains(field);
+  if (v == nullptr || v->is_null()) return std::optional<std::string>{};
+  if (v->is_string()) return std::optional<std::string>{std::string(v->get_string())};
+  if (v->is_int64()) return std::optional<std::string>{std::to_string(v->get_int64())};
+  if (v->is_uint64()) return std::optional<std::string>{std::to_string(v->get_uint64())};
+  return wrong_type(field, "a string or an integer");
+}
+
+Result<std::optional<std::uint64_t>> optional_seq(const json::object& o, std::string_view field) {
+  const auto* v = o.if_contains(field);
+  if (v == nullptr || v->is_null()) return std::optional<std::uint64_t>{};
+  if (v->is_uint64()) return std::optional<std::uint64_t>{v->get_uint64()};
+  if (v->is_int64() && v->get_int64() >= 0) {
+    return std::optional<std::uint64_t>{static_cast<std::uint64_t>(v->get_int64())};
+  }
+  return wrong_type(field, "a non-negative integer");
+}
+
+json::object envelope(std::string_view type) {
+  json::object o;
+  o["type"] = type;
+  return o;
+}
+
+}  // namespace
+
+std::optional<Error> check_id_field(std::string_view field, std::string_view value,
+                                    std::size_t max_bytes) {
+  if (auto why = check_id(value, max_bytes)) {
+    return Error{errc::kInvalidField, fmt::format("field '{}' {}", field, *why)};
+  }
+  return std::nullopt;
+}
+
+Result<json::object> parse_object(std::string_view text) {
+  boost::system::error_code ec;
+  json::parse_options options;
+  options.max_depth = 32;
+  auto v = json::parse(text, ec, {}, options);
+  if (ec)
+    return Error{errc::kInvalidJson, fmt::format("message is not valid JSON: {}", ec.message())};
+  if (!v.is_object()) return Error{errc::kInvalidMessage, "message must be a JSON object"};
+  return std::move(v.as_object());
+}
+
+Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
+                                const ProtocolLimits& limits) {
+  ChangeMsg out;
+  Change& c = out.change;
+  c.restaurant_id = origin.restaurant_id;
+  c.device_id = origin.device_id;
+  c.user_id = origin.user_id;
+
+  std::string_view type = "data_change";
+  if (const auto* t = msg.if_contains("type"); t != nullptr && !t->is_null()) {
+    if (!t->is_string()) return wrong_type("type", "a string");
+    type = t->get_string();
+  }
+
+  const auto* data = msg.if_contains("data");
+  if (data == nullptr || data->is_null()) return missing("data");
+  if (!data->is_object()) return wrong_type("data", "an object");
+  c.data = data->get_object();
+
+  if (type == "data_change") {
+    const auto* v = msg.if_contains("data_type");
+    if (v == nullptr || v->is_null()) return missing("data_type");
+    if (!v->is_string()) return wrong_type("data_type", "a string");
+    const auto* d = data_type_by_name(v->get_string());
+    if (d == nullptr) {
+      return Error{errc::kUnknownDataType,
+                   fmt::format("unknown data_type '{}': expected one of orders, menu_items, "
+                               "inventory, tables, users, printers",
+                               std::string_view(v->get_string()))};
+    }
+    c.data_type = d->type;
+    auto id = optional_id(c.data, "id");
+    if (!id) return Error{errc::kInvalidField, "field 'data.id' must be a string or an integer"};
+    if (!*id) return missing("data.id");
+    c.record_id = std::move(**id);
+  } else if (const auto* d = data_type_by_typed_update(type)) {
+    out.typed = true;
+    c.data_type = d->type;
+    if (d->type == DataType::users) {
+      // Today's app puts the record id in `user_id` and then overwrites that key with the
+      // sender's own user id; `data.id` is the reliable record id when present.
+      auto id = optional_id(c.data, "id");
+      if (id && *id) {
+        c.record_id = std::move(**id);
+      } else {
+        out.record_id_from_user_id = true;
+        auto user = optional_id(msg, d->id_field);
+        if (!user) return user.error();
+        if (*user) c.record_id = std::move(**user);
+      }
+    }
+    if (c.record_id.empty() && !out.record_id_from_user_id) {
+      auto id = optional_id(msg, d->id_field);
+      if (!id) return id.error();
+      if (!*id) return missing(d->id_field);
+      c.record_id = std::move(**id);
+    }
+  } else {
+    return Error{errc::kUnknownType, fmt::format("unknown change type '{}'", type)};
+  }
+  if (!c.record_id.empty() || !out.record_id_from_user_id) {
+    if (auto e = check_id_field("record id", c.record_id, limits.max_id_bytes)) return *e;
+  }
+
+  auto action = optional_string(msg, "action");
+  if (!action) return action.error();
+  if (!*action) return missing("action");
+  c.action = std::move(**action);
+  if (auto e = check_id_field("action", c.action, limits.max_action_bytes)) return *e;
+
+  auto change_id = optional_string(msg, "change_id");
+  if (!change_id) return change_id.error();
+  if (*change_id) {
+    if (auto e = check_id_field("change_id", **change_id, limits.max_change_id_bytes())) return *e;
+    c.change_id = std::move(**change_id);
+    out.client_change_id = true;
+  } else {
+    c.change_id = new_change_id();
+  }
+
+  auto base = optional_seq(msg, "base_version");
+  if (!base) return base.error();
+  c.base_version = *base;
+  return out;
+}
+
+Result<ClientMessage> decode_message(const json::object& msg, const Origin& origin,
+                                     const ProtocolLimits& limits) {
+  const auto* t = msg.if_contains("type");
+  if (t == nullptr || t->is_null()) return missing("type");
+  if (!t->is_string()) return wrong_type("type", "a string");
+  const std::string_view type = t->get_string();
+
+  if (type == "heartbeat") return ClientMessage{HeartbeatMsg{}};
+  if (type == "register") {
+    RegisterMsg r;
+    auto user = optional_string(msg, "user_id");
+    if (!user) return user.error();
+    if (*user && !(*user)->empty()) {
+      if (auto e = check_id_field("user_id", **user, limits.max_id_bytes)) return *e;
+      r.user_id = std::move(**user);
+    }
+    auto since = optional_seq(msg, "since");
+    if (!since) return since.error();
+    r.since = *since;
+    return ClientMessage{std::move(r)};
+  }
+  if (type == "user_changed") {
+    auto user = optional_string(msg, "user_id");
+    if (!user) return user.error();
+    if (!*user) return missing("user_id");
+    if (!(*user)->empty()) {
+      if (auto e = check_id_field("user_id", **user, limits.max_id_bytes)) return *e;
+    }
+    return ClientMessage{UserChangedMsg{std::move(**user)}};
+  }
+  if (type == "data_change" || data_type_by_typed_update(type) != nullptr) {
+    auto change = decode_change(msg, origin, limits);
+    if (!change) return change.error();
+    return ClientMessage{std::move(*change)};
+  }
+  return Error{errc::kUnknownType, fmt::format("unknown message type '{}'", type)};
+}
+
+std::string render_registered(const Origin& origin, std::uint64_t seq) {
+  auto o = envelope("registered");
+  o["device_id"] = origin.device_id;
+  o["restaurant_id"] = origin.restaurant_id;
+  o["timestamp"] = iso8601_utc(now_ms());
+  o["seq"] = seq;
+  return json::serialize(o);
+}
+
+std::string render_heartbeat_response(std::string_view device_id) {
+  auto o = envelope("heartbeat_response");
+  o["device_id"] = device_id;
+  o["timestamp"] = iso8601_utc(now_ms());
+  return json::serialize(o);
+}
+
+std::string render_error(const Error& error, std::string_view change_id) {
+  auto o = envelope("error");
+  o["code"] = error.code;
+  o["message"] = error.message;
+  if (!change_id.empty()) o["change_id"] = change_id;
+  return json::serialize(o);
+}
+
+json::object outcome_to_json(const Outcome& outcome) {
+  json::object o;
+  o["change_id"] = outcome.change_id;
+  if (outcome.status == OutcomeStatus::rejected) {
+    o["seq"] = nullptr;
+  } else {
+    o["seq"] = outcome.seq;
+  }
+  o["status"] = to_string(outcome.status);
+  if (outcome.status == OutcomeStatus::rejected) {
+    o["error"] = {{"code", outcome.error.code}, {"message", outcome.error.message}};
+    if (outcome.error.code == errc::kConflict) o["current"] = outcome.current;
+  }
+  return o;
+}
+
+std::string render_ack(const Outcome& outcome) {
+  auto o = envelope("ack");
+  for (auto& member : outcome_to_json(outcome)) o[member.key()] = std::move(member.value());
+  return json::serialize(o);
+}
+
+std::string render_caught_up(std::uint64_t seq) {
+  auto o = envelope("caught_up");
+  o["seq"] = seq;
+  return json::serialize(o);
+}
+
+std::string render_reset_required(std::uint64_t seq, std::string_view reason) {
+  auto o = envelope("reset_required");
+  o["seq"] = seq;
+  o["message"] = reason;
+  return json::serialize(o);
+}
+
+std::string render_live_change(const LogEntry& entry) {
+  const Change& c = entry.change;
+  const auto& d = info(c.data_type);
+  auto o = envelope(d.typed_update);
+  o[d.id_field] = c.record_id;
+  o["action"] = c.action;
+  o["data"] = c.data;
+  o["data_type"] = d.name;
+  o["device_id"] = c.device_id;
+  o["restaurant_id"] = c.restaurant_id;
+  // For user_update the receiving app reads the record id from `user_id` (set above).
+  if (c.data_type != DataType::users) o["user_id"] = c.user_id;
+  o["timestamp"] = iso8601_utc(entry.committed_at_ms);
+  o["seq"] = entry.seq;
+  o["change_id"] = c.change_id;
+  return json::serialize(o);
+}
+
+json::object change_to_json(const LogEntry& entry) {
+  const Change& c = entry.change;
+  json::object o;
+  o["seq"] = entry.seq;
+  o["change_id"] = c.change_id;
+  o["type"] = "data_change";
+  o["data_type"] = info(c.data_type).name;
+  o["action"] = c.action;
+  json::object data = c.data;
+  data["id"] = c.record_id;
+  o["data"] = std::move(data);
+  o["device_id"] = c.device_id;
+  o["user_id"] = c.user_id;
+  o["timestamp"] = iso8601_utc(entry.committed_at_ms);
+  return o;
+}
+
+}  // namespace possync

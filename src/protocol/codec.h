@@ -1,0 +1,83 @@
+// The wire protocol: today's app's messages (docs/protocol.md) and possync's extensions, decoded
+// into values and rendered back to JSON text. Pure functions; no I/O, no state.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/error.h"
+#include "model/change.h"
+#include "store/store.h"
+
+namespace possync {
+
+struct ProtocolLimits {
+  std::size_t max_id_bytes = 128;  // restaurant, device, user and record ids
+  std::size_t max_action_bytes = 64;
+  std::size_t max_change_id_bytes() const { return max_id_bytes * 4; }
+};
+
+// Who a message comes from: the connection's (or REST body's) restaurant, device and user. Ids in a
+// message body never override these.
+struct Origin {
+  std::string restaurant_id;
+  std::string device_id;
+  std::string user_id;
+};
+
+// Decoded client messages.
+struct RegisterMsg {
+  std::optional<std::string> user_id;
+  std::optional<std::uint64_t> since;
+};
+struct HeartbeatMsg {};
+struct UserChangedMsg {
+  std::string user_id;
+};
+struct ChangeMsg {
+  Change change;
+  bool typed = false;             // a typed update (order_update, ...) rather than data_change
+  bool client_change_id = false;  // the client chose change_id
+  // A typed user_update whose record id could only be taken from `user_id`, which today's app
+  // overwrites with the sender's own user id (see docs/protocol.md, "user_update").
+  // `change.record_id` may then be empty (the app sent a null user_id).
+  bool record_id_from_user_id = false;
+};
+using ClientMessage = std::variant<RegisterMsg, HeartbeatMsg, UserChangedMsg, ChangeMsg>;
+
+// Parses text into a JSON object (invalid_json / invalid_message otherwise).
+Result<boost::json::object> parse_object(std::string_view text);
+
+// Decodes one WebSocket message.
+Result<ClientMessage> decode_message(const boost::json::object& msg, const Origin& origin,
+                                     const ProtocolLimits& limits);
+
+// Decodes a change: a typed update or a data_change (also the entries of POST /api/sync, where a
+// missing "type" means data_change). Assigns a server change id when the client gave none.
+Result<ChangeMsg> decode_change(const boost::json::object& msg, const Origin& origin,
+                                const ProtocolLimits& limits);
+
+// Checks an id field value, naming the field in the error.
+std::optional<Error> check_id_field(std::string_view field, std::string_view value,
+                                    std::size_t max_bytes);
+
+// ---- rendering (server -> client) ----
+std::string render_registered(const Origin& origin, std::uint64_t seq);
+std::string render_heartbeat_response(std::string_view device_id);
+std::string render_error(const Error& error, std::string_view change_id = {});
+std::string render_ack(const Outcome& outcome);
+std::string render_caught_up(std::uint64_t seq);
+std::string render_reset_required(std::uint64_t seq, std::string_view reason);
+// A committed change as the typed update today's app understands, with seq and change_id.
+std::string render_live_change(const LogEntry& entry);
+// The entry as it appears in GET /changes and sync_update: a data_change with seq.
+boost::json::object change_to_json(const LogEntry& entry);
+// One entry of POST /api/sync's `results` and of sync_update's `changes`.
+boost::json::object outcome_to_json(const Outcome& outcome);
+
+}  // namespace possync

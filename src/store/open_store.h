@@ -1,0 +1,13 @@
+// Picks and opens a Store from its `--store` URI: "memory" or "sqlite:PATH".
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "store/store.h"
+
+namespace possync {
+
+Result<std::unique_ptr<Store>> open_store(std::string_view uri, std::size_t reader_connections);
+
+}  // namespace possync

@@ -1,0 +1,464 @@
+#include "store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+
+#include "store/apply.h"
+
+namespace possync {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS restaurants(
+  id TEXT PRIMARY KEY,
+  head_seq INTEGER NOT NULL,
+  pruned_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log(
+  restaurant TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  change_id TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  action TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  data TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  committed_at INTEGER NOT NULL,
+  PRIMARY KEY(restaurant, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS change_ids(
+  restaurant TEXT NOT NULL,
+  change_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(restaurant, change_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS change_ids_by_seq ON change_ids(restaurant, seq);
+CREATE TABLE IF NOT EXISTS records(
+  restaurant TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY(restaurant, data_type, record_id)
+) WITHOUT ROWID;
+)sql";
+
+struct SqliteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// An open database connection.
+class Db {
+ public:
+  Db(const std::string& path, int flags) {
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw SqliteError(fmt::format("cannot open {}: {}", path, msg));
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~Db() { sqlite3_close_v2(db_); }
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      throw SqliteError(msg);
+    }
+  }
+  sqlite3* get() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// A prepared statement, reset after each use.
+class Stmt {
+ public:
+  Stmt(Db& db, const char* sql) : db_(db.get()) {
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      throw SqliteError(fmt::format("prepare failed: {}: {}", sqlite3_errmsg(db_), sql));
+    }
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, std::string_view v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
+
+  // Steps once: true if a row is available.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw SqliteError(sqlite3_errmsg(db_));
+  }
+  void run() {
+    step();
+    reset();
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::uint64_t uint64(int col) const { return static_cast<std::uint64_t>(int64(col)); }
+  std::string_view text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string_view();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw SqliteError(sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Resets a statement when a scope that stepped it ends, even by exception.
+struct ResetOnExit {
+  Stmt& s;
+  ~ResetOnExit() { s.reset(); }
+};
+
+DataType data_type_from(std::string_view name) {
+  const auto* d = data_type_by_name(name);
+  if (d == nullptr) throw SqliteError(fmt::format("unknown data_type '{}' in store", name));
+  return d->type;
+}
+
+boost::json::object parse_object(std::string_view text) {
+  auto v = boost::json::parse(text);
+  if (!v.is_object()) throw SqliteError("stored JSON is not an object");
+  return std::move(v.as_object());
+}
+
+LogEntry entry_from_row(const Stmt& s, std::string_view restaurant) {
+  LogEntry e;
+  e.seq = s.uint64(0);
+  e.change.restaurant_id = restaurant;
+  e.change.change_id = s.text(1);
+  e.change.data_type = data_type_from(s.text(2));
+  e.change.action = s.text(3);
+  e.change.record_id = s.text(4);
+  e.change.data = parse_object(s.text(5));
+  e.change.device_id = s.text(6);
+  e.change.user_id = s.text(7);
+  e.committed_at_ms = s.int64(8);
+  return e;
+}
+
+constexpr const char* kSelectHead = "SELECT head_seq, pruned_seq FROM restaurants WHERE id = ?1";
+
+LogHead read_head(Stmt& s, std::string_view restaurant) {
+  ResetOnExit guard{s};
+  s.bind(1, restaurant);
+  LogHead head;
+  if (s.step()) {
+    head.exists = true;
+    head.seq = s.uint64(0);
+    head.pruned_seq = s.uint64(1);
+  }
+  return head;
+}
+
+// The writer connection and its prepared statements; used by the writer thread only.
+class Writer final : public StoreTxn {
+ public:
+  explicit Writer(const std::string& path)
+      : db_(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
+    db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;");
+    db_.exec(kSchema);
+    migrate();
+    begin_ = std::make_unique<Stmt>(db_, "BEGIN IMMEDIATE");
+    commit_ = std::make_unique<Stmt>(db_, "COMMIT");
+    rollback_ = std::make_unique<Stmt>(db_, "ROLLBACK");
+    select_head_ = std::make_unique<Stmt>(db_, kSelectHead);
+    upsert_head_ = std::make_unique<Stmt>(
+        db_,
+        "INSERT INTO restaurants(id, head_seq, pruned_seq) VALUES(?1, ?2, ?3) "
+        "ON CONFLICT(id) DO UPDATE SET head_seq = excluded.head_seq, "
+        "pruned_seq = excluded.pruned_seq");
+    find_change_ = std::make_unique<Stmt>(
+        db_, "SELECT seq FROM change_ids WHERE restaurant = ?1 AND change_id = ?2");
+    insert_change_ = std::make_unique<Stmt>(
+        db_, "INSERT INTO change_ids(restaurant, change_id, seq) VALUES(?1, ?2, ?3)");
+    select_record_ = std::make_unique<Stmt>(
+        db_,
+        "SELECT body FROM records WHERE restaurant = ?1 AND data_type = ?2 AND record_id = ?3");
+    upsert_record_ = std::make_unique<Stmt>(
+        db_,
+        "INSERT INTO records(restaurant, data_type, record_id, version, body) "
+        "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(restaurant, data_type, record_id) "
+        "DO UPDATE SET version = excluded.version, body = excluded.body");
+    delete_record_ = std::make_unique<Stmt>(
+        db_, "DELETE FROM records WHERE restaurant = ?1 AND data_type = ?2 AND record_id = ?3");
+    insert_log_ = std::make_unique<Stmt>(
+        db_,
+        "INSERT INTO log(restaurant, seq, change_id, data_type, action, record_id, data, "
+        "device_id, user_id, committed_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    prune_log_ = std::make_unique<Stmt>(db_, "DELETE FROM log WHERE restaurant = ?1 AND seq <= ?2");
+    prune_changes_ =
+        std::make_unique<Stmt>(db_, "DELETE FROM change_ids WHERE restaurant = ?1 AND seq <= ?2");
+  }
+
+  Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
+                                      const CommitOptions& options) {
+    try {
+      begin_->run();
+    } catch (const std::exception& e) {
+      return Error{errc::kStoreUnavailable, fmt::format("cannot begin transaction: {}", e.what())};
+    }
+    try {
+      auto outcomes = apply_batch(*this, batch, options);
+      commit_->run();
+      return outcomes;
+    } catch (const std::exception& e) {
+      try {
+        rollback_->run();
+      } catch (const std::exception&) {
+        // The transaction may already have been rolled back by SQLite itself.
+      }
+      return Error{errc::kStoreUnavailable, fmt::format("commit failed: {}", e.what())};
+    }
+  }
+
+  LogHead load_head(std::string_view r) override { return read_head(*select_head_, r); }
+  void save_head(std::string_view r, const LogHead& head) override {
+    upsert_head_->bind(1, r).bind(2, head.seq).bind(3, head.pruned_seq).run();
+  }
+  std::optional<std::uint64_t> find_change(std::string_view r, std::string_view id) override {
+    ResetOnExit guard{*find_change_};
+    find_change_->bind(1, r).bind(2, id);
+    if (!find_change_->step()) return std::nullopt;
+    return find_change_->uint64(0);
+  }
+  void add_change_id(std::string_view r, std::string_view id, std::uint64_t seq) override {
+    insert_change_->bind(1, r).bind(2, id).bind(3, seq).run();
+  }
+  std::optional<boost::json::object> load_record(std::string_view r, DataType type,
+                                                 std::string_view id) override {
+    ResetOnExit guard{*select_record_};
+    select_record_->bind(1, r).bind(2, info(type).name).bind(3, id);
+    if (!select_record_->step()) return std::nullopt;
+    return parse_object(select_record_->text(0));
+  }
+  void save_record(std::string_view r, DataType type, std::string_view id,
+                   const boost::json::object& record, std::uint64_t version) override {
+    upsert_record_->bind(1, r)
+        .bind(2, info(type).name)
+        .bind(3, id)
+        .bind(4, version)
+        .bind(5, boost::json::serialize(record))
+        .run();
+  }
+  void delete_record(std::string_view r, DataType type, std::string_view id) override {
+    delete_record_->bind(1, r).bind(2, info(type).name).bind(3, id).run();
+  }
+  void append_log(const LogEntry& e) override {
+    const Change& c = e.change;
+    insert_log_->bind(1, c.restaurant_id)
+        .bind(2, e.seq)
+        .bind(3, c.change_id)
+        .bind(4, info(c.data_type).name)
+        .bind(5, c.action)
+        .bind(6, c.record_id)
+        .bind(7, boost::json::serialize(c.data))
+        .bind(8, c.device_id)
+        .bind(9, c.user_id)
+        .bind(10, e.committed_at_ms)
+        .run();
+  }
+  void prune(std::string_view r, std::uint64_t up_to_seq) override {
+    prune_log_->bind(1, r).bind(2, up_to_seq).run();
+    prune_changes_->bind(1, r).bind(2, up_to_seq).run();
+  }
+
+ private:
+  void migrate() {
+    Stmt get(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (get.step()) {
+      const int found = std::stoi(std::string(get.text(0)));
+      if (found != kSchemaVersion) {
+        throw SqliteError(fmt::format("database schema version {} is not supported (expected {})",
+                                      found, kSchemaVersion));
+      }
+      return;
+    }
+    Stmt put(db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?1)");
+    put.bind(1, std::to_string(kSchemaVersion)).run();
+  }
+
+  Db db_;
+  std::unique_ptr<Stmt> begin_, commit_, rollback_, select_head_, upsert_head_, find_change_,
+      insert_change_, select_record_, upsert_record_, delete_record_, insert_log_, prune_log_,
+      prune_changes_;
+};
+
+// A read-only connection with the statements the read API needs.
+struct Reader {
+  explicit Reader(const std::string& path)
+      : db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX),
+        begin(db, "BEGIN"),
+        end(db, "COMMIT"),
+        head(db, kSelectHead),
+        log(db,
+            "SELECT seq, change_id, data_type, action, record_id, data, device_id, user_id, "
+            "committed_at FROM log WHERE restaurant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+        records(db, "SELECT data_type, body FROM records WHERE restaurant = ?1") {
+    db.exec("PRAGMA query_only=1;");
+  }
+  Db db;
+  Stmt begin, end, head, log, records;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, int lock_fd, std::size_t readers)
+      : path_(std::move(path)), lock_fd_(lock_fd), writer_(path_) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, readers); ++i) {
+      idle_readers_.push_back(std::make_unique<Reader>(path_));
+    }
+  }
+  ~SqliteStore() override {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+
+  Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
+                                      const CommitOptions& options) override {
+    return writer_.commit(batch, options);
+  }
+
+  Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
+    return with_reader<LogPage>([&](Reader& rd) {
+      LogPage page;
+      page.head = read_head(rd.head, r);
+      ResetOnExit guard{rd.log};
+      rd.log.bind(1, r).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
+      while (rd.log.step()) page.entries.push_back(entry_from_row(rd.log, r));
+      return page;
+    });
+  }
+
+  Result<Snapshot> snapshot(std::string_view r) override {
+    return with_reader<Snapshot>([&](Reader& rd) {
+      Snapshot snap;
+      snap.head = read_head(rd.head, r);
+      ResetOnExit guard{rd.records};
+      rd.records.bind(1, r);
+      while (rd.records.step()) {
+        const auto type = data_type_from(rd.records.text(0));
+        snap.records[static_cast<std::size_t>(type)].push_back(parse_object(rd.records.text(1)));
+      }
+      return snap;
+    });
+  }
+
+  Result<LogHead> head(std::string_view r) override {
+    return with_reader<LogHead>([&](Reader& rd) { return read_head(rd.head, r); });
+  }
+
+  std::string describe() const override { return "sqlite:" + path_; }
+
+ private:
+  // Runs `fn` in a read transaction on a pooled connection (one consistent snapshot).
+  template <class T, class Fn>
+  Result<T> with_reader(Fn&& fn) {
+    std::unique_ptr<Reader> reader;
+    {
+      std::unique_lock lock(pool_mutex_);
+      pool_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
+      reader = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+    }
+    Result<T> result = Error{errc::kStoreUnavailable, "read failed"};
+    try {
+      reader->begin.run();
+      try {
+        result = fn(*reader);
+      } catch (...) {
+        reader->end.run();
+        throw;
+      }
+      reader->end.run();
+    } catch (const std::exception& e) {
+      result = Error{errc::kStoreUnavailable, fmt::format("read failed: {}", e.what())};
+    }
+    {
+      std::lock_guard lock(pool_mutex_);
+      idle_readers_.push_back(std::move(reader));
+    }
+    pool_cv_.notify_one();
+    return result;
+  }
+
+  std::string path_;
+  int lock_fd_;
+  Writer writer_;
+  std::mutex pool_mutex_;
+  std::condition_variable pool_cv_;
+  std::vector<std::unique_ptr<Reader>> idle_readers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
+  std::error_code ec;
+  const auto parent = std::filesystem::path(options.path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return Error{errc::kStoreUnavailable,
+                 fmt::format("cannot create directory {}: {}", parent.string(), ec.message())};
+  }
+  const std::string lock_path = options.path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Error{errc::kStoreUnavailable, fmt::format("cannot open lock file {}", lock_path)};
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return Error{errc::kStoreUnavailable,
+                 fmt::format("{} is in use by another possync-server process", options.path)};
+  }
+  try {
+    return std::unique_ptr<Store>(
+        std::make_unique<SqliteStore>(options.path, fd, options.reader_connections));
+  } catch (const std::exception& e) {
+    ::close(fd);
+    return Error{errc::kStoreUnavailable, e.what()};
+  }
+}
+
+}  // namespace possync

@@ -1,0 +1,73 @@
+// Store: the durable log and materialized state of every restaurant.
+//
+// Contract
+// - `commit` applies a batch of change requests in one atomic, durable transaction: when it returns
+//   a value, every applied change (its log entry, its change id, the record it touched) survives a
+//   crash or power loss; when it returns an Error, nothing of the batch was stored and every
+//   request in it may be retried. Outcomes are returned one per request, in order.
+// - Seqs are per restaurant, 1, 2, 3, ... without gaps, assigned in request order, never reused.
+// - Change ids are unique per restaurant for as long as their log entry is retained.
+// - Reads see only committed data and a consistent snapshot of one restaurant.
+//
+// Thread-safety: `commit` is called by one thread at a time (the commit pipeline's writer). Reads
+// may be called from any number of threads concurrently with each other and with `commit`.
+//
+// Implementations: MemoryStore (throwaway runs, tests), SqliteStore (embedded default). The rules
+// for applying a change live in one place, apply_batch() in store/apply.h; a backend provides only
+// the transaction primitives it needs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "model/change.h"
+
+namespace possync {
+
+// The position of a restaurant's log: the last seq assigned and the seq up to which history was
+// pruned (entries with seq <= pruned_seq are gone). `exists` is false for a restaurant never
+// written.
+struct LogHead {
+  bool exists = false;
+  std::uint64_t seq = 0;
+  std::uint64_t pruned_seq = 0;
+};
+
+struct LogPage {
+  LogHead head;
+  std::vector<LogEntry> entries;  // seq > after, ascending, at most `limit`
+};
+
+// A restaurant's state: every live record of every data type, and the seq it reflects.
+struct Snapshot {
+  LogHead head;
+  std::array<std::vector<boost::json::object>, kDataTypes.size()> records;  // by DataType
+};
+
+struct CommitOptions {
+  std::int64_t now_ms = 0;           // commit time stamped on entries and records
+  std::uint64_t retain_changes = 0;  // keep at least this many recent entries; 0 keeps everything
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
+                                              const CommitOptions& options) = 0;
+
+  virtual Result<LogPage> read_log(std::string_view restaurant, std::uint64_t after_seq,
+                                   std::size_t limit) = 0;
+  virtual Result<Snapshot> snapshot(std::string_view restaurant) = 0;
+  virtual Result<LogHead> head(std::string_view restaurant) = 0;
+
+  // For logs: "memory", "sqlite:/path/db".
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace possync

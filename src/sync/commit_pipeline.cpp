@@ -1,0 +1,79 @@
+#include "sync/commit_pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/time.h"
+
+namespace possync {
+
+CommitPipeline::CommitPipeline(Store& store, Options options, CommittedHook on_committed)
+    : store_(store), options_(options), on_committed_(std::move(on_committed)) {
+  writer_ = std::thread([this] { run(); });
+}
+
+CommitPipeline::~CommitPipeline() {
+  stop();
+}
+
+bool CommitPipeline::submit(ChangeRequest request, Completion done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    queue_.push_back({std::move(request), std::move(done)});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void CommitPipeline::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (writer_.joinable()) writer_.join();
+}
+
+void CommitPipeline::run() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      const std::size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.clear();
+      batch.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_batch(batch);
+  }
+}
+
+void CommitPipeline::commit_batch(std::vector<Pending>& batch) {
+  std::vector<ChangeRequest> requests;
+  requests.reserve(batch.size());
+  for (auto& p : batch) requests.push_back(std::move(p.request));
+
+  auto result = store_.commit(requests, {now_ms(), options_.retain_changes});
+  std::vector<Outcome> outcomes;
+  if (result) {
+    outcomes = std::move(*result);
+  } else {
+    spdlog::error("commit of {} changes failed: {}", requests.size(), result.error().message);
+    outcomes.resize(requests.size());
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      outcomes[i].change_id = requests[i].change.change_id;
+      outcomes[i].error = {errc::kStoreUnavailable, "the change could not be stored; retry later"};
+    }
+  }
+  if (on_committed_) on_committed_(outcomes);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].done) batch[i].done(outcomes[i]);
+  }
+}
+
+}  // namespace possync

@@ -1,0 +1,64 @@
+// CommitPipeline: the single writer of the Store, with group commit.
+//
+// Any thread submits change requests; one writer thread takes everything queued (up to
+// `max_batch`), commits it as one Store transaction (one fsync), hands the outcomes to the
+// `on_committed` hook (fan-out) in seq order, then runs each request's completion (acks, REST
+// responses). Nothing is acknowledged or forwarded before its transaction is durable.
+//
+// Thread-safety: submit() and stop() may be called from any thread. Hooks and completions run on
+// the writer thread and must not block (post work to the owner's executor instead).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <thread>
+
+#include "model/change.h"
+#include "store/store.h"
+
+namespace possync {
+
+class CommitPipeline {
+ public:
+  using Completion = std::function<void(const Outcome&)>;
+  using CommittedHook = std::function<void(std::span<const Outcome>)>;
+
+  struct Options {
+    std::size_t max_batch = 1024;
+    std::uint64_t retain_changes = 0;
+  };
+
+  CommitPipeline(Store& store, Options options, CommittedHook on_committed);
+  ~CommitPipeline();
+  CommitPipeline(const CommitPipeline&) = delete;
+  CommitPipeline& operator=(const CommitPipeline&) = delete;
+
+  // Queues one request. Returns false (and does not call `done`) once stop() has begun.
+  bool submit(ChangeRequest request, Completion done);
+
+  // Commits everything already queued, then joins the writer thread. Idempotent.
+  void stop();
+
+ private:
+  struct Pending {
+    ChangeRequest request;
+    Completion done;
+  };
+  void run();
+  void commit_batch(std::vector<Pending>& batch);
+
+  Store& store_;
+  Options options_;
+  CommittedHook on_committed_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+}  // namespace possync

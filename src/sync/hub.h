@@ -1,0 +1,107 @@
+// Hub: the rooms of connected devices, one per restaurant, and the fan-out of committed changes.
+//
+// A committed change is rendered once into a shared immutable payload and handed to every
+// subscriber of its restaurant's room (the session itself skips its own device's changes and
+// anything it has already sent). Rooms exist only while they have subscribers; a restaurant's data
+// lives in the Store and is untouched when its last device leaves.
+//
+// Gap-free hand-over from catch-up to live: every Room remembers the highest seq it has published.
+// A catching-up subscriber reads the Store until it has everything up to that seq, then calls
+// Room::go_live() which, under the room's lock, checks that nothing newer was published meanwhile;
+// everything published after that point reaches it live. Publishing happens on the commit
+// pipeline's writer thread, in seq order.
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/change.h"
+
+namespace possync {
+
+// One committed change, rendered once for all recipients.
+struct Delivery {
+  std::uint64_t seq = 0;
+  std::string origin_device;
+  std::shared_ptr<const std::string> payload;
+};
+
+// What `status` reports of a connected device.
+struct DeviceStatus {
+  std::string device_id;
+  std::string user_id;
+  std::int64_t connected_at_ms = 0;
+  std::int64_t last_seen_ms = 0;
+};
+
+// A connection that receives a restaurant's changes (implemented by WsSession).
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  // Thread-safe; must not block (the caller is the commit pipeline's writer thread).
+  virtual void deliver(std::shared_ptr<const Delivery> delivery) = 0;
+  // Thread-safe snapshot of the connection's device, user and times.
+  virtual DeviceStatus status() const = 0;
+  // Thread-safe: close the connection because the server is shutting down.
+  virtual void shutdown() = 0;
+  // Thread-safe: queue a payload that is not part of the seq-ordered stream.
+  virtual void notify(std::shared_ptr<const std::string> payload) = 0;
+};
+
+class Room {
+ public:
+  // Calls `mark_live` under the room's lock and returns true if nothing with seq > `cursor` has
+  // been published; otherwise returns false and the caller must read the Store further.
+  bool go_live(std::uint64_t cursor, const std::function<void()>& mark_live);
+  std::uint64_t published_seq() const;
+
+ private:
+  friend class Hub;
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<Subscriber>> subscribers_;
+  std::uint64_t published_seq_ = 0;
+};
+
+class Hub {
+ public:
+  using Renderer = std::function<std::string(const LogEntry&)>;
+  explicit Hub(Renderer render_live_change);
+
+  // The room joined and the highest seq it had published at that moment: everything published
+  // later reaches the subscriber.
+  struct Membership {
+    std::shared_ptr<Room> room;
+    std::uint64_t published_seq = 0;
+  };
+  Membership join(const std::string& restaurant, std::shared_ptr<Subscriber> s);
+  void leave(const std::string& restaurant, const Subscriber* s);
+
+  // Fans out the applied outcomes of one commit (called by the commit pipeline, in seq order).
+  void publish(std::span<const Outcome> outcomes);
+
+  std::size_t restaurant_count() const;
+  std::size_t connection_count() const;
+  bool has_room(const std::string& restaurant) const;
+  std::vector<DeviceStatus> devices(const std::string& restaurant) const;
+  // Queues `payload` to every connection of one device of a restaurant (outside the seq stream).
+  void notify_device(const std::string& restaurant, std::string_view device_id,
+                     const std::shared_ptr<const std::string>& payload) const;
+  // Every current subscriber (for shutdown).
+  std::vector<std::shared_ptr<Subscriber>> all_subscribers() const;
+
+ private:
+  Renderer render_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Room>, std::less<>> rooms_;
+  std::size_t connections_ = 0;
+};
+
+}  // namespace possync

@@ -1,0 +1,152 @@
+#include "transport/http_session.h"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/url/parse.hpp>
+#include <charconv>
+
+#include "common/ids.h"
+#include "transport/ws_session.h"
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace possync {
+namespace {
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+}
+
+HttpSession::HttpSession(net::ip::tcp::socket&& socket, ServerContext& ctx, RestApi& api)
+    : stream_(std::move(socket)), ctx_(ctx), api_(api) {}
+
+void HttpSession::run() {
+  net::dispatch(stream_.get_executor(),
+                beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+}
+
+void HttpSession::do_read() {
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(ctx_.config.max_body_bytes);
+  stream_.expires_after(ctx_.config.http_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+}
+
+void HttpSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+      ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+    return close();
+  }
+  if (ec) {
+    // A request we cannot parse gets one clear answer, then the connection is closed.
+    Request req;
+    req.version(11);
+    req.keep_alive(false);
+    if (ec == http::error::body_limit) {
+      auto res = api_.error(req, http::status::payload_too_large,
+                            {errc::kPayloadTooLarge, fmt::format("request body over {} bytes",
+                                                                 ctx_.config.max_body_bytes)});
+      res.keep_alive(false);
+      return write(std::move(res));
+    }
+    if (ec == http::error::header_limit) {
+      auto res = api_.error(req, http::status::request_header_fields_too_large,
+                            {errc::kPayloadTooLarge, "request headers too large"});
+      res.keep_alive(false);
+      return write(std::move(res));
+    }
+    if (ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
+      auto res = api_.error(req, http::status::bad_request,
+                            {errc::kBadRequest, "malformed HTTP request: " + ec.message()});
+      res.keep_alive(false);
+      return write(std::move(res));
+    }
+    return close();
+  }
+
+  Request req = parser_->release();
+  if (beast::websocket::is_upgrade(req)) return upgrade(std::move(req));
+
+  auto self = shared_from_this();
+  api_.handle(req, [self](Response res) {
+    net::post(self->stream_.get_executor(),
+              [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
+  });
+}
+
+void HttpSession::upgrade(Request req) {
+  auto fail = [&](http::status status, const Error& e) {
+    auto res = api_.error(req, status, e);
+    res.keep_alive(false);
+    write(std::move(res));
+  };
+  if (ctx_.stopping) {
+    return fail(http::status::service_unavailable,
+                {errc::kShuttingDown, "the server is shutting down; reconnect elsewhere"});
+  }
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url || (url->path() != "/" && url->path() != "/ws")) {
+    return fail(http::status::not_found,
+                {errc::kNotFound, "WebSocket connections are accepted on / and /ws"});
+  }
+  Origin origin;
+  std::optional<std::uint64_t> since;
+  for (auto param : url->params()) {
+    if (param.key == "restaurant_id")
+      origin.restaurant_id = param.value;
+    else if (param.key == "device_id")
+      origin.device_id = param.value;
+    else if (param.key == "user_id")
+      origin.user_id = param.value;
+    else if (param.key == "since") {
+      std::uint64_t v = 0;
+      const auto& s = param.value;
+      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) {
+        return fail(http::status::bad_request,
+                    {errc::kInvalidField, "'since' must be a non-negative integer"});
+      }
+      since = v;
+    }
+  }
+  for (auto [name, value] :
+       {std::pair<const char*, const std::string*>{"restaurant_id", &origin.restaurant_id},
+        {"device_id", &origin.device_id}}) {
+    if (value->empty()) {
+      return fail(http::status::bad_request,
+                  {errc::kMissingField, fmt::format("query parameter '{}' is required", name)});
+    }
+    if (auto e = check_id_field(name, *value, ctx_.config.max_id_bytes)) {
+      return fail(http::status::bad_request, *e);
+    }
+  }
+  if (!origin.user_id.empty() && check_id(origin.user_id, ctx_.config.max_id_bytes)) {
+    origin.user_id.clear();
+  }
+  std::make_shared<WsSession>(std::move(stream_), ctx_, std::move(origin), since)
+      ->run(std::move(req));
+}
+
+void HttpSession::write(Response res) {
+  const bool close = !res.keep_alive();
+  pending_ = std::make_shared<Response>(std::move(res));
+  http::async_write(stream_, *pending_,
+                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), close));
+}
+
+void HttpSession::on_write(bool close_after, beast::error_code ec, std::size_t) {
+  pending_.reset();
+  if (ec || close_after || ctx_.stopping) return close();
+  do_read();
+}
+
+void HttpSession::close() {
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace possync

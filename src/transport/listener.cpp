@@ -1,0 +1,65 @@
+#include "transport/listener.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "transport/http_session.h"
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace possync {
+
+Listener::Listener(net::io_context& ioc, ServerContext& ctx, RestApi& api)
+    : ioc_(ioc), ctx_(ctx), api_(api), acceptor_(net::make_strand(ioc)) {}
+
+Result<tcp::endpoint> Listener::open(const tcp::endpoint& endpoint) {
+  boost::system::error_code ec;
+  auto fail = [&](const char* what) {
+    return Error{"listen_failed",
+                 fmt::format("cannot {} {}:{}: {}", what, endpoint.address().to_string(),
+                             endpoint.port(), ec.message())};
+  };
+  acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return fail("open");
+  acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (ec) return fail("configure");
+  acceptor_.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen on");
+  auto local = acceptor_.local_endpoint(ec);
+  if (ec) return fail("read address of");
+  return local;
+}
+
+void Listener::start() {
+  do_accept();
+}
+
+void Listener::stop() {
+  net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    boost::system::error_code ec;
+    self->acceptor_.close(ec);
+  });
+}
+
+void Listener::do_accept() {
+  acceptor_.async_accept(
+      net::make_strand(ioc_),
+      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+        if (ec) {
+          // Out of file descriptors and the like: keep serving the connections we have.
+          spdlog::warn("accept failed: {}", ec.message());
+        } else {
+          socket.set_option(tcp::no_delay(true), ec);
+          std::make_shared<HttpSession>(std::move(socket), self->ctx_, self->api_)->run();
+        }
+        self->do_accept();
+      });
+}
+
+}  // namespace possync

@@ -1,0 +1,31 @@
+// Listener: accepts TCP connections on the configured address and starts an HttpSession on a
+// strand of its own for each. stop() closes the acceptor (no new connections).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+
+#include "transport/rest_api.h"
+#include "transport/server_context.h"
+
+namespace possync {
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(boost::asio::io_context& ioc, ServerContext& ctx, RestApi& api);
+  // Binds and listens; returns an Error if the address cannot be used.
+  Result<boost::asio::ip::tcp::endpoint> open(const boost::asio::ip::tcp::endpoint& endpoint);
+  void start();
+  void stop();
+
+ private:
+  void do_accept();
+
+  boost::asio::io_context& ioc_;
+  ServerContext& ctx_;
+  RestApi& api_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+};
+
+}  // namespace possync

@@ -1,0 +1,378 @@
+#include "transport/rest_api.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <charconv>
+
+#include "common/ids.h"
+#include "common/time.h"
+
+namespace http = boost::beast::http;
+namespace json = boost::json;
+
+namespace possync {
+namespace {
+
+constexpr std::size_t kDefaultChangesLimit = 100;
+constexpr std::size_t kMaxChangesLimit = 1000;
+
+std::optional<std::uint64_t> parse_uint(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+RestApi::Response RestApi::json(const Request& req, http::status status, std::string body) const {
+  Response res{status, req.version()};
+  res.set(http::field::server, "possync");
+  res.set(http::field::content_type, "application/json");
+  const auto& origins = ctx_.config.cors_origins;
+  const bool any = std::find(origins.begin(), origins.end(), "*") != origins.end();
+  if (any) {
+    res.set(http::field::access_control_allow_origin, "*");
+  } else if (auto origin = req[http::field::origin]; !origin.empty()) {
+    if (std::find(origins.begin(), origins.end(), origin) != origins.end()) {
+      res.set(http::field::access_control_allow_origin, origin);
+    }
+    res.set(http::field::vary, "Origin");
+  }
+  res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+  res.set(http::field::access_control_allow_headers, "Content-Type, Authorization");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+RestApi::Response RestApi::error(const Request& req, http::status status, const Error& e) const {
+  json::object o{{"status", "error"},
+                 {"code", e.code},
+                 {"message", e.message},
+                 {"timestamp", iso8601_utc(now_ms())}};
+  return json(req, status, json::serialize(o));
+}
+
+bool RestApi::restaurant_exists(const std::string& id, const LogHead& head) const {
+  return head.exists || ctx_.hub.has_room(id);
+}
+
+void RestApi::handle(const Request& req, Respond respond) {
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) {
+    respond(error(req, http::status::bad_request, {errc::kBadRequest, "malformed request target"}));
+    return;
+  }
+  std::vector<std::string> segments;
+  for (auto s : url->segments()) segments.push_back(s);
+  const auto method = req.method();
+
+  if (method == http::verb::options) {
+    Response res = json(req, http::status::no_content, {});
+    res.body().clear();
+    res.content_length(0);
+    res.erase(http::field::content_type);
+    respond(std::move(res));
+    return;
+  }
+  auto only = [&](http::verb allowed) {
+    if (method == allowed) return true;
+    Response res = error(req, http::status::method_not_allowed,
+                         {errc::kMethodNotAllowed,
+                          fmt::format("use {} for {}", std::string_view(http::to_string(allowed)),
+                                      std::string_view(url->path()))});
+    res.set(http::field::allow, http::to_string(allowed));
+    respond(std::move(res));
+    return false;
+  };
+
+  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "health") {
+    if (only(http::verb::get)) health(req, respond);
+    return;
+  }
+  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "sync") {
+    if (only(http::verb::post)) sync(req, std::move(respond));
+    return;
+  }
+  if (segments.size() == 4 && segments[0] == "api" && segments[1] == "restaurants") {
+    const std::string& id = segments[2];
+    const std::string& what = segments[3];
+    if (what != "status" && what != "data" && what != "changes") {
+      respond(error(req, http::status::not_found, {errc::kNotFound, "no such endpoint"}));
+      return;
+    }
+    if (!only(http::verb::get)) return;
+    if (auto e = check_id_field("restaurant id", id, ctx_.config.max_id_bytes)) {
+      respond(error(req, http::status::bad_request, *e));
+      return;
+    }
+    if (what == "status") return restaurant_status(req, id, respond);
+    if (what == "data") return restaurant_data(req, id, respond);
+    std::uint64_t since = 0;
+    std::size_t limit = kDefaultChangesLimit;
+    for (auto param : url->params()) {
+      if (param.key == "since" || param.key == "limit") {
+        auto v = parse_uint(param.value);
+        if (!v || (param.key == "limit" && (*v == 0 || *v > kMaxChangesLimit))) {
+          respond(error(
+              req, http::status::bad_request,
+              {errc::kInvalidField,
+               param.key == "since"
+                   ? std::string("'since' must be a non-negative integer")
+                   : fmt::format("'limit' must be an integer from 1 to {}", kMaxChangesLimit)}));
+          return;
+        }
+        if (param.key == "since")
+          since = *v;
+        else
+          limit = static_cast<std::size_t>(*v);
+      }
+    }
+    return restaurant_changes(req, id, since, limit, respond);
+  }
+  respond(
+      error(req, http::status::not_found,
+            {errc::kNotFound, fmt::format("no endpoint at {}", std::string_view(url->path()))}));
+}
+
+void RestApi::health(const Request& req, Respond& respond) {
+  json::object o{{"status", "ok"},
+                 {"timestamp", iso8601_utc(now_ms())},
+                 {"connectedRestaurants", ctx_.hub.restaurant_count()},
+                 {"totalConnections", ctx_.hub.connection_count()}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+void RestApi::restaurant_status(const Request& req, const std::string& id, Respond& respond) {
+  auto head = ctx_.store.head(id);
+  if (!head) {
+    respond(error(req, http::status::service_unavailable, head.error()));
+    return;
+  }
+  if (!restaurant_exists(id, *head)) {
+    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
+    return;
+  }
+  json::array devices;
+  for (const auto& d : ctx_.hub.devices(id)) {
+    json::object o{{"device_id", d.device_id},
+                   {"connected_at", iso8601_utc(d.connected_at_ms)},
+                   {"last_seen", iso8601_utc(d.last_seen_ms)}};
+    o["user_id"] = d.user_id.empty() ? json::value(nullptr) : json::value(d.user_id);
+    devices.push_back(std::move(o));
+  }
+  json::object o{{"restaurant_id", id}, {"device_count", devices.size()}, {"seq", head->seq}};
+  o["connected_devices"] = std::move(devices);
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+void RestApi::restaurant_data(const Request& req, const std::string& id, Respond& respond) {
+  auto snap = ctx_.store.snapshot(id);
+  if (!snap) {
+    respond(error(req, http::status::service_unavailable, snap.error()));
+    return;
+  }
+  if (!restaurant_exists(id, snap->head)) {
+    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
+    return;
+  }
+  json::object data;
+  for (const auto& d : kDataTypes) {
+    json::array records;
+    for (auto& r : snap->records[static_cast<std::size_t>(d.type)]) records.push_back(std::move(r));
+    data[d.name] = std::move(records);
+  }
+  json::object o{{"restaurant_id", id},
+                 {"data", std::move(data)},
+                 {"timestamp", iso8601_utc(now_ms())},
+                 {"seq", snap->head.seq}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+void RestApi::restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
+                                 std::size_t limit, Respond& respond) {
+  auto page = ctx_.store.read_log(id, since, limit);
+  if (!page) {
+    respond(error(req, http::status::service_unavailable, page.error()));
+    return;
+  }
+  if (!restaurant_exists(id, page->head)) {
+    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
+    return;
+  }
+  if (since < page->head.pruned_seq || since > page->head.seq) {
+    json::object o{{"status", "error"},
+                   {"code", errc::kResetRequired},
+                   {"message", since > page->head.seq
+                                   ? "since is ahead of the server's log; reload the snapshot"
+                                   : "history after since was pruned; reload the snapshot"},
+                   {"seq", page->head.seq},
+                   {"timestamp", iso8601_utc(now_ms())}};
+    respond(json(req, http::status::gone, json::serialize(o)));
+    return;
+  }
+  json::array changes;
+  for (const auto& e : page->entries) changes.push_back(change_to_json(e));
+  const bool more = !page->entries.empty() && page->entries.back().seq < page->head.seq;
+  json::object o{{"restaurant_id", id},
+                 {"changes", std::move(changes)},
+                 {"seq", page->head.seq},
+                 {"has_more", more}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+// Collects the outcomes of one POST /api/sync and answers when the last one arrives.
+struct SyncBatch {
+  RestApi* api;
+  ServerContext* ctx;
+  RestApi::Request req;
+  RestApi::Respond respond;
+  std::string restaurant_id, device_id;
+  std::vector<Outcome> outcomes;
+  std::mutex mutex;
+  std::size_t remaining = 0;
+
+  void finish() {
+    std::size_t synced = 0;
+    bool retry = false;
+    json::array results;
+    for (const auto& o : outcomes) {
+      if (o.status != OutcomeStatus::rejected) ++synced;
+      if (o.error.code == errc::kStoreUnavailable || o.error.code == errc::kShuttingDown) {
+        retry = true;
+      }
+      results.push_back(outcome_to_json(o));
+    }
+    // The device's own connections learn the outcome too (other devices get the changes live).
+    json::object update{{"type", "sync_update"},
+                        {"restaurant_id", restaurant_id},
+                        {"changes", results},
+                        {"timestamp", iso8601_utc(now_ms())}};
+    ctx->hub.notify_device(restaurant_id, device_id,
+                           std::make_shared<const std::string>(json::serialize(update)));
+    const auto timestamp = iso8601_utc(now_ms());
+    if (retry) {
+      // Today's app resends the whole batch on any non-200; repeated changes are deduplicated.
+      json::object o{{"status", "error"},
+                     {"code", errc::kStoreUnavailable},
+                     {"message", "some changes could not be stored; retry the request"},
+                     {"synced_changes", synced},
+                     {"timestamp", timestamp},
+                     {"results", std::move(results)}};
+      auto res = api->json(req, http::status::service_unavailable, json::serialize(o));
+      res.set(http::field::retry_after, "1");
+      respond(std::move(res));
+      return;
+    }
+    json::object o{{"status", "success"},
+                   {"synced_changes", synced},
+                   {"timestamp", timestamp},
+                   {"results", std::move(results)}};
+    respond(api->json(req, http::status::ok, json::serialize(o)));
+  }
+};
+
+void RestApi::sync(const Request& req, Respond respond) {
+  auto body = parse_object(req.body());
+  if (!body) {
+    respond(error(req, http::status::bad_request, body.error()));
+    return;
+  }
+  auto field = [&](std::string_view name) -> Result<std::string> {
+    const auto* v = body->if_contains(name);
+    if (v == nullptr || v->is_null()) {
+      return Error{errc::kMissingField, fmt::format("field '{}' is required", name)};
+    }
+    if (!v->is_string()) {
+      return Error{errc::kInvalidField, fmt::format("field '{}' must be a string", name)};
+    }
+    std::string s(v->get_string());
+    if (auto e = check_id_field(name, s, ctx_.config.max_id_bytes)) return *e;
+    return Result<std::string>(boost::system::in_place_value, std::move(s));
+  };
+  auto restaurant = field("restaurant_id");
+  auto device = restaurant ? field("device_id") : Result<std::string>(restaurant.error());
+  if (!device) {
+    respond(error(req, http::status::bad_request, device.error()));
+    return;
+  }
+  Origin origin{*restaurant, *device, {}};
+  if (const auto* u = body->if_contains("user_id"); u && u->is_string()) {
+    origin.user_id = u->get_string();
+    if (check_id(origin.user_id, ctx_.config.max_id_bytes)) origin.user_id.clear();
+  }
+  const auto* changes = body->if_contains("changes");
+  if (changes == nullptr || changes->is_null()) {
+    respond(error(req, http::status::bad_request,
+                  {errc::kMissingField, "field 'changes' is required"}));
+    return;
+  }
+  if (!changes->is_array()) {
+    respond(error(req, http::status::bad_request,
+                  {errc::kInvalidField, "field 'changes' must be an array"}));
+    return;
+  }
+  const auto& list = changes->get_array();
+  if (list.size() > ctx_.config.max_changes_per_request) {
+    respond(error(req, http::status::payload_too_large,
+                  {errc::kPayloadTooLarge, fmt::format("at most {} changes per request",
+                                                       ctx_.config.max_changes_per_request)}));
+    return;
+  }
+
+  auto batch = std::make_shared<SyncBatch>();
+  batch->api = this;
+  batch->ctx = &ctx_;
+  batch->req = req;
+  batch->respond = std::move(respond);
+  batch->restaurant_id = origin.restaurant_id;
+  batch->device_id = origin.device_id;
+  batch->outcomes.resize(list.size());
+
+  std::vector<std::pair<std::size_t, ChangeRequest>> valid;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    Outcome& out = batch->outcomes[i];
+    if (!list[i].is_object()) {
+      out.error = {errc::kInvalidMessage, "each change must be a JSON object"};
+      continue;
+    }
+    auto change = decode_change(list[i].get_object(), origin, ctx_.limits);
+    if (!change) {
+      if (const auto* c = list[i].get_object().if_contains("change_id"); c && c->is_string()) {
+        out.change_id = c->get_string();
+      }
+      out.error = change.error();
+      continue;
+    }
+    out.change_id = change->change.change_id;
+    valid.emplace_back(i, ChangeRequest{std::move(change->change), {}});
+  }
+  batch->remaining = valid.size() + 1;  // +1 until every request is queued
+  auto settle = [batch](std::size_t index, const Outcome* outcome) {
+    bool last;
+    {
+      std::lock_guard lock(batch->mutex);
+      if (outcome) {
+        batch->outcomes[index] = *outcome;
+        batch->outcomes[index].entry.reset();
+      }
+      last = --batch->remaining == 0;
+    }
+    if (last) batch->finish();
+  };
+  for (auto& [index, request] : valid) {
+    const std::size_t i = index;
+    if (!ctx_.pipeline.submit(std::move(request),
+                              [settle, i](const Outcome& o) { settle(i, &o); })) {
+      batch->outcomes[i].error = {errc::kShuttingDown, "the server is shutting down; retry"};
+      settle(i, nullptr);
+    }
+  }
+  settle(0, nullptr);
+}
+
+}  // namespace possync

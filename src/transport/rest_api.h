@@ -1,0 +1,43 @@
+// RestApi: the REST endpoints (docs/protocol.md, "REST"). Turns one HTTP request into one JSON
+// response; knows nothing of sockets. GET handlers answer at once from the Store and the Hub;
+// POST /api/sync answers once every change in it has an outcome from the commit pipeline.
+//
+// Thread-safety: handle() may be called from any thread; `respond` is called exactly once, from
+// the calling thread or from the commit pipeline's writer thread.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <functional>
+
+#include "transport/server_context.h"
+
+namespace possync {
+
+class RestApi {
+ public:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  using Response = boost::beast::http::response<boost::beast::http::string_body>;
+  using Respond = std::function<void(Response)>;
+
+  explicit RestApi(ServerContext& ctx) : ctx_(ctx) {}
+
+  void handle(const Request& req, Respond respond);
+
+  // A JSON error response in the shape today's app knows: {"status":"error","code","message",...}.
+  Response error(const Request& req, boost::beast::http::status status, const Error& e) const;
+  // A response with a JSON body, CORS headers and the request's keep-alive.
+  Response json(const Request& req, boost::beast::http::status status, std::string body) const;
+
+ private:
+  void health(const Request& req, Respond& respond);
+  void restaurant_status(const Request& req, const std::string& id, Respond& respond);
+  void restaurant_data(const Request& req, const std::string& id, Respond& respond);
+  void restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
+                          std::size_t limit, Respond& respond);
+  void sync(const Request& req, Respond respond);
+  bool restaurant_exists(const std::string& id, const LogHead& head) const;
+
+  ServerContext& ctx_;
+};
+
+}  // namespace possync

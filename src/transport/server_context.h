@@ -1,0 +1,24 @@
+// What every connection needs from the server: configuration, the store (reads), the hub
+// (rooms, fan-out), and the commit pipeline (writes). Owned by Server; outlives every session.
+#pragma once
+
+#include <atomic>
+
+#include "app/config.h"
+#include "protocol/codec.h"
+#include "store/store.h"
+#include "sync/commit_pipeline.h"
+#include "sync/hub.h"
+
+namespace possync {
+
+struct ServerContext {
+  const Config& config;
+  Store& store;
+  Hub& hub;
+  CommitPipeline& pipeline;
+  ProtocolLimits limits;
+  std::atomic<bool> stopping{false};
+};
+
+}  // namespace possync

@@ -1,0 +1,358 @@
+#include "transport/ws_session.h"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "common/time.h"
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace possync {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+
+// How long a closing connection may take to deliver its close frame before the socket is cut.
+constexpr auto kCloseGrace = std::chrono::seconds(5);
+
+bool is_normal_end(const beast::error_code& ec) {
+  return ec == websocket::error::closed || ec == net::error::operation_aborted ||
+         ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout;
+}
+
+}  // namespace
+
+WsSession::WsSession(beast::tcp_stream&& stream, ServerContext& ctx, Origin origin,
+                     std::optional<std::uint64_t> since)
+    : ws_(std::move(stream)),
+      ctx_(ctx),
+      origin_(std::move(origin)),
+      initial_since_(since),
+      connected_at_ms_(now_ms()),
+      last_seen_ms_(connected_at_ms_),
+      twins_(ctx.config.twin_window),
+      deferred_timer_(ws_.get_executor()),
+      close_timer_(ws_.get_executor()) {}
+
+WsSession::~WsSession() = default;
+
+void WsSession::run(Request req) {
+  beast::get_lowest_layer(ws_).expires_never();
+  ws_.set_option(websocket::stream_base::timeout{ctx_.config.handshake_timeout,
+                                                 ctx_.config.idle_timeout, true});
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "possync"); }));
+  ws_.read_message_max(ctx_.config.max_frame_bytes);
+  ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+}
+
+void WsSession::on_accept(beast::error_code ec) {
+  if (ec) {
+    spdlog::info("websocket handshake failed restaurant={} device={}: {}", origin_.restaurant_id,
+                 origin_.device_id, ec.message());
+    return;
+  }
+  auto membership = ctx_.hub.join(origin_.restaurant_id, shared_from_this());
+  joined_ = true;
+  room_ = std::move(membership.room);
+  live_from_ = last_sent_ = membership.published_seq;
+  spdlog::info("device connected restaurant={} device={} remote={}", origin_.restaurant_id,
+               origin_.device_id,
+               beast::get_lowest_layer(ws_).socket().remote_endpoint(ec).address().to_string());
+  if (initial_since_) start_catchup(*initial_since_);
+  do_read();
+}
+
+void WsSession::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+}
+
+void WsSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec) {
+    if (ec == websocket::error::message_too_big) {
+      spdlog::warn("closing restaurant={} device={}: message over {} bytes (1009)",
+                   origin_.restaurant_id, origin_.device_id, ctx_.config.max_frame_bytes);
+    } else if (!is_normal_end(ec)) {
+      spdlog::info("read failed restaurant={} device={}: {}", origin_.restaurant_id,
+                   origin_.device_id, ec.message());
+    }
+    leave_room();
+    return;
+  }
+  {
+    std::lock_guard lock(status_mutex_);
+    last_seen_ms_ = now_ms();
+  }
+  if (!closing_) {
+    if (ws_.got_text()) {
+      const auto data = buffer_.cdata();
+      handle_text({static_cast<const char*>(data.data()), data.size()});
+    } else {
+      send(
+          render_error({errc::kInvalidMessage, "binary frames are not supported; send JSON text"}));
+    }
+  }
+  buffer_.consume(buffer_.size());
+  do_read();
+}
+
+void WsSession::handle_text(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object) {
+    send(render_error(object.error()));
+    return;
+  }
+  Origin origin;
+  {
+    std::lock_guard lock(status_mutex_);
+    origin = origin_;
+  }
+  auto message = decode_message(*object, origin, ctx_.limits);
+  if (!message) {
+    std::string_view change_id;
+    if (const auto* c = object->if_contains("change_id"); c && c->is_string()) {
+      change_id = c->get_string();
+    }
+    send(render_error(message.error(), change_id));
+    return;
+  }
+  std::visit(Overloaded{
+                 [&](RegisterMsg& m) {
+                   if (m.user_id) {
+                     std::lock_guard lock(status_mutex_);
+                     origin_.user_id = *m.user_id;
+                   }
+                   auto head = ctx_.store.head(origin_.restaurant_id);
+                   send(render_registered(origin_, head ? head->seq : 0));
+                   if (m.since && mode_ == Mode::live) start_catchup(*m.since);
+                 },
+                 [&](HeartbeatMsg&) { send(render_heartbeat_response(origin_.device_id)); },
+                 [&](UserChangedMsg& m) {
+                   std::lock_guard lock(status_mutex_);
+                   origin_.user_id = std::move(m.user_id);
+                 },
+                 [&](ChangeMsg& m) { handle_change(std::move(m)); },
+             },
+             *message);
+}
+
+void WsSession::handle_change(ChangeMsg msg) {
+  const auto now = TwinDetector::Clock::now();
+  if (deferred_) {
+    if (!msg.typed && TwinDetector::same_content(deferred_->change, msg.change, false)) {
+      // The twin of a deferred user_update carries the true record id: it is the change.
+      deferred_.reset();
+      deferred_timer_.cancel();
+      submit({std::move(msg.change), {}});
+      return;
+    }
+    flush_deferred();
+  }
+  if (msg.typed && msg.record_id_from_user_id) {
+    deferred_ = std::move(msg);
+    deferred_timer_.expires_after(ctx_.config.twin_window);
+    deferred_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->flush_deferred();
+    });
+    return;
+  }
+  std::string twin_of;
+  if (!msg.typed) {
+    twin_of = twins_.match(msg.change, now);
+  } else if (msg.client_change_id) {
+    twins_.forget();
+  } else {
+    twins_.remember(msg.change, now);
+  }
+  submit({std::move(msg.change), std::move(twin_of)});
+}
+
+void WsSession::flush_deferred() {
+  if (!deferred_) return;
+  auto msg = std::move(*deferred_);
+  deferred_.reset();
+  deferred_timer_.cancel();
+  if (msg.change.record_id.empty()) {
+    send(render_error(
+        {errc::kMissingField, "user_update needs the user's id in 'data.id' or 'user_id'"},
+        msg.client_change_id ? msg.change.change_id : std::string()));
+    return;
+  }
+  submit({std::move(msg.change), {}});
+}
+
+void WsSession::submit(ChangeRequest request) {
+  auto self = shared_from_this();
+  const std::string change_id = request.change.change_id;
+  const bool queued = ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
+    net::post(self->ws_.get_executor(),
+              [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
+  });
+  if (!queued) {
+    Outcome rejected;
+    rejected.change_id = change_id;
+    rejected.error = {errc::kShuttingDown, "the server is shutting down; retry on reconnect"};
+    send(render_ack(rejected));
+  }
+}
+
+void WsSession::start_catchup(std::uint64_t since) {
+  // Changes already delivered live on this connection are not repeated.
+  skip_from_ = live_from_;
+  skip_to_ = last_sent_;
+  mode_ = Mode::catching_up;
+  cursor_ = since;
+  catchup_started_ = true;
+  pump_catchup();
+}
+
+void WsSession::pump_catchup() {
+  const std::size_t low_water = ctx_.config.max_outbound_bytes / 2;
+  while (mode_ == Mode::catching_up && !closing_ && queued_bytes_ < low_water) {
+    auto page = ctx_.store.read_log(origin_.restaurant_id, cursor_, ctx_.config.catchup_page);
+    if (!page) {
+      spdlog::error("catch-up read failed restaurant={}: {}", origin_.restaurant_id,
+                    page.error().message);
+      close_with(websocket::close_code::try_again_later, "store unavailable; reconnect with since");
+      return;
+    }
+    if (catchup_started_) {
+      catchup_started_ = false;
+      const auto& head = page->head;
+      if (cursor_ < head.pruned_seq || cursor_ > head.seq) {
+        send(render_reset_required(
+            head.seq, cursor_ > head.seq ? "since is ahead of the server's log; reload the snapshot"
+                                         : "history after since was pruned; reload the snapshot"));
+        cursor_ = head.seq;
+        last_sent_ = std::max(last_sent_, cursor_);
+        continue;
+      }
+    }
+    bool stopped_early = false;
+    for (const auto& entry : page->entries) {
+      if (queued_bytes_ >= low_water) {
+        stopped_early = true;
+        break;
+      }
+      cursor_ = entry.seq;
+      if (entry.seq > skip_from_ && entry.seq <= skip_to_) continue;
+      send(render_live_change(entry));
+    }
+    last_sent_ = std::max(last_sent_, cursor_);
+    if (stopped_early || page->entries.size() >= ctx_.config.catchup_page) continue;
+    if (room_->go_live(cursor_, [this] { mode_ = Mode::live; })) {
+      skip_from_ = skip_to_ = 0;
+      send(render_caught_up(cursor_));
+    }
+  }
+}
+
+void WsSession::deliver(std::shared_ptr<const Delivery> delivery) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), d = std::move(delivery)] {
+    if (self->closing_ || self->mode_ != Mode::live || d->seq <= self->last_sent_) return;
+    self->last_sent_ = d->seq;
+    if (d->origin_device == self->origin_.device_id) return;
+    self->send(d->payload);
+  });
+}
+
+void WsSession::notify(std::shared_ptr<const std::string> payload) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), p = std::move(payload)]() mutable {
+    self->send(std::move(p));
+  });
+}
+
+DeviceStatus WsSession::status() const {
+  std::lock_guard lock(status_mutex_);
+  return {origin_.device_id, origin_.user_id, connected_at_ms_, last_seen_ms_};
+}
+
+void WsSession::shutdown() {
+  net::post(ws_.get_executor(), [self = shared_from_this()] {
+    self->close_with(websocket::close_code::going_away, "server shutting down");
+  });
+}
+
+void WsSession::send(std::shared_ptr<const std::string> payload) {
+  if (closing_) return;
+  if (!queue_.empty() && queued_bytes_ + payload->size() > ctx_.config.max_outbound_bytes) {
+    spdlog::warn("slow consumer restaurant={} device={}: send queue over {} bytes, disconnecting",
+                 origin_.restaurant_id, origin_.device_id, ctx_.config.max_outbound_bytes);
+    close_with(websocket::close_code::policy_error,
+               "slow consumer: send queue full; reconnect with since");
+    return;
+  }
+  queued_bytes_ += payload->size();
+  queue_.push_back(std::move(payload));
+  if (!writing_) do_write();
+}
+
+void WsSession::do_write() {
+  writing_ = true;
+  ws_.text(true);
+  ws_.async_write(net::buffer(*queue_.front()),
+                  beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
+}
+
+void WsSession::on_write(beast::error_code ec, std::size_t) {
+  writing_ = false;
+  queued_bytes_ -= queue_.front()->size();
+  queue_.pop_front();
+  if (ec) {
+    closing_ = true;
+    queue_.clear();
+    queued_bytes_ = 0;
+    close_timer_.cancel();
+    return;  // the pending read fails too and ends the session
+  }
+  if (closing_) {
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+      self->close_timer_.cancel();
+    });
+    return;
+  }
+  if (mode_ == Mode::catching_up) pump_catchup();
+  if (!queue_.empty() && !writing_) do_write();
+}
+
+void WsSession::close_with(websocket::close_code code, std::string reason) {
+  if (closing_) return;
+  closing_ = true;
+  close_reason_ = websocket::close_reason(code, reason);
+  // Keep only the payload being written; nothing else is sent after the close frame.
+  while (queue_.size() > (writing_ ? 1u : 0u)) {
+    queued_bytes_ -= queue_.back()->size();
+    queue_.pop_back();
+  }
+  close_timer_.expires_after(kCloseGrace);
+  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+  });
+  if (!writing_) {
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+      self->close_timer_.cancel();
+    });
+  }
+}
+
+void WsSession::leave_room() {
+  flush_deferred();
+  deferred_timer_.cancel();
+  close_timer_.cancel();
+  if (!joined_) return;
+  joined_ = false;
+  ctx_.hub.leave(origin_.restaurant_id, this);
+  room_.reset();
+  spdlog::info("device disconnected restaurant={} device={}", origin_.restaurant_id,
+               origin_.device_id);
+}
+
+}  // namespace possync

@@ -1,0 +1,97 @@
+// WsSession: one device's WebSocket connection.
+//
+// Everything a session does runs on its strand: reading and decoding messages, submitting changes
+// to the commit pipeline, the catch-up from the Store, and writing. It has one outstanding write
+// and a queue of shared immutable payloads bounded by --max-outbound-bytes; a device that falls
+// further behind is disconnected (close 1008 "slow consumer") and catches up by seq on reconnect.
+//
+// A session is either live (receives each committed change of its restaurant once, in seq order,
+// except its own device's) or catching up (pages through the Store from its `since`, then hands
+// over to live without gap or duplicate; see Hub).
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "sync/hub.h"
+#include "sync/twin_detector.h"
+#include "transport/server_context.h"
+
+namespace possync {
+
+class WsSession final : public Subscriber, public std::enable_shared_from_this<WsSession> {
+ public:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  WsSession(boost::beast::tcp_stream&& stream, ServerContext& ctx, Origin origin,
+            std::optional<std::uint64_t> since);
+  ~WsSession() override;
+
+  // Completes the WebSocket handshake for `req` and starts the session.
+  void run(Request req);
+
+  void deliver(std::shared_ptr<const Delivery> delivery) override;
+  DeviceStatus status() const override;
+  void shutdown() override;
+  // Queues a payload outside the seq-ordered stream (e.g. sync_update). Thread-safe.
+  void notify(std::shared_ptr<const std::string> payload) override;
+
+ private:
+  enum class Mode { live, catching_up };
+
+  void on_accept(boost::beast::error_code ec);
+  void do_read();
+  void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void handle_text(std::string_view text);
+  void handle_change(ChangeMsg msg);
+  void flush_deferred();
+  void submit(ChangeRequest request);
+
+  void start_catchup(std::uint64_t since);
+  void pump_catchup();
+
+  void send(std::shared_ptr<const std::string> payload);
+  void send(std::string text) { send(std::make_shared<const std::string>(std::move(text))); }
+  void do_write();
+  void on_write(boost::beast::error_code ec, std::size_t bytes);
+  void close_with(boost::beast::websocket::close_code code, std::string reason);
+  void leave_room();
+
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::flat_buffer buffer_;
+  ServerContext& ctx_;
+  Origin origin_;
+  std::optional<std::uint64_t> initial_since_;
+
+  mutable std::mutex status_mutex_;  // guards origin_.user_id and last_seen_ms_ for status()
+  std::int64_t connected_at_ms_;
+  std::int64_t last_seen_ms_;
+
+  std::shared_ptr<Room> room_;
+  Mode mode_ = Mode::live;
+  std::uint64_t last_sent_ = 0;                // highest seq sent on this connection
+  std::uint64_t live_from_ = 0;                // published seq when this connection joined live
+  std::uint64_t cursor_ = 0;                   // catch-up position in the log
+  std::uint64_t skip_from_ = 0, skip_to_ = 0;  // (from, to]: already delivered live
+  bool catchup_started_ = false;
+
+  TwinDetector twins_;
+  std::optional<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
+  boost::asio::steady_timer deferred_timer_;
+
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool joined_ = false;
+  boost::asio::steady_timer close_timer_;
+  boost::beast::websocket::close_reason close_reason_;
+};
+
+}  // namespace possync
