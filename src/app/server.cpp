@@ -29,13 +29,15 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   }
   Store& db = **store;
 
+  // Declared first so it is destroyed last: sessions (held by the hub and by queued handlers)
+  // close their sockets through it.
+  net::io_context ioc(static_cast<int>(threads));
   Hub hub(render_live_change);
   CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes},
                           [&hub](std::span<const Outcome> outcomes) { hub.publish(outcomes); });
   ServerContext ctx{config, db, hub, pipeline, {config.max_id_bytes, 64}};
   RestApi api(ctx);
 
-  net::io_context ioc(static_cast<int>(threads));
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.host, ec);
   if (ec) {
@@ -82,6 +84,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
 
   // Every change received before the sockets closed is committed before we exit.
   pipeline.stop();
+  hub.clear();
   spdlog::info("shutdown complete");
   return 0;
 }

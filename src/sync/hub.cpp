@@ -86,15 +86,16 @@ bool Hub::has_room(const std::string& restaurant) const {
   return rooms_.contains(restaurant);
 }
 
+std::vector<std::shared_ptr<Subscriber>> Hub::subscribers_of(std::string_view restaurant) const {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  if (it == rooms_.end()) return {};
+  std::lock_guard room_lock(it->second->mutex_);
+  return it->second->subscribers_;
+}
+
 std::vector<DeviceStatus> Hub::devices(const std::string& restaurant) const {
-  std::vector<std::shared_ptr<Subscriber>> subs;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = rooms_.find(restaurant);
-    if (it == rooms_.end()) return {};
-    std::lock_guard room_lock(it->second->mutex_);
-    subs = it->second->subscribers_;
-  }
+  const auto subs = subscribers_of(restaurant);
   std::vector<DeviceStatus> out;
   out.reserve(subs.size());
   for (const auto& s : subs) out.push_back(s->status());
@@ -103,15 +104,7 @@ std::vector<DeviceStatus> Hub::devices(const std::string& restaurant) const {
 
 void Hub::notify_device(const std::string& restaurant, std::string_view device_id,
                         const std::shared_ptr<const std::string>& payload) const {
-  std::vector<std::shared_ptr<Subscriber>> subs;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = rooms_.find(restaurant);
-    if (it == rooms_.end()) return;
-    std::lock_guard room_lock(it->second->mutex_);
-    subs = it->second->subscribers_;
-  }
-  for (const auto& s : subs) {
+  for (const auto& s : subscribers_of(restaurant)) {
     if (s->status().device_id == device_id) s->notify(payload);
   }
 }
@@ -124,6 +117,16 @@ std::vector<std::shared_ptr<Subscriber>> Hub::all_subscribers() const {
     out.insert(out.end(), room->subscribers_.begin(), room->subscribers_.end());
   }
   return out;
+}
+
+void Hub::clear() {
+  std::lock_guard lock(mutex_);
+  for (auto& [name, room] : rooms_) {
+    std::lock_guard room_lock(room->mutex_);
+    room->subscribers_.clear();
+  }
+  rooms_.clear();
+  connections_ = 0;
 }
 
 }  // namespace possync

@@ -96,8 +96,12 @@ class Hub {
                      const std::shared_ptr<const std::string>& payload) const;
   // Every current subscriber (for shutdown).
   std::vector<std::shared_ptr<Subscriber>> all_subscribers() const;
+  // Drops every room and subscriber (at exit, after the I/O threads stopped).
+  void clear();
 
  private:
+  std::vector<std::shared_ptr<Subscriber>> subscribers_of(std::string_view restaurant) const;
+
   Renderer render_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Room>, std::less<>> rooms_;

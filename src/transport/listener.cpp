@@ -13,7 +13,11 @@ using tcp = net::ip::tcp;
 namespace possync {
 
 Listener::Listener(net::io_context& ioc, ServerContext& ctx, RestApi& api)
-    : ioc_(ioc), ctx_(ctx), api_(api), acceptor_(net::make_strand(ioc)) {}
+    : ioc_(ioc),
+      ctx_(ctx),
+      api_(api),
+      acceptor_(net::make_strand(ioc)),
+      backoff_(acceptor_.get_executor()) {}
 
 Result<tcp::endpoint> Listener::open(const tcp::endpoint& endpoint) {
   boost::system::error_code ec;
@@ -43,6 +47,7 @@ void Listener::stop() {
   net::post(acceptor_.get_executor(), [self = shared_from_this()] {
     boost::system::error_code ec;
     self->acceptor_.close(ec);
+    self->backoff_.cancel();
   });
 }
 
@@ -52,12 +57,15 @@ void Listener::do_accept() {
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
         if (ec) {
-          // Out of file descriptors and the like: keep serving the connections we have.
+          // Out of file descriptors and the like: keep serving the connections we have and
+          // try again shortly instead of spinning.
           spdlog::warn("accept failed: {}", ec.message());
-        } else {
-          socket.set_option(tcp::no_delay(true), ec);
-          std::make_shared<HttpSession>(std::move(socket), self->ctx_, self->api_)->run();
+          self->backoff_.expires_after(std::chrono::milliseconds(100));
+          self->backoff_.async_wait([self](boost::system::error_code) { self->do_accept(); });
+          return;
         }
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<HttpSession>(std::move(socket), self->ctx_, self->api_)->run();
         self->do_accept();
       });
 }

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 
 #include "transport/rest_api.h"
@@ -26,6 +27,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   ServerContext& ctx_;
   RestApi& api_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer backoff_;
 };
 
 }  // namespace possync
