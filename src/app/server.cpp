@@ -69,8 +69,13 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     spdlog::info("received signal {}, shutting down", signal);
     ctx.stopping = true;
     listener->stop();
-    for (auto& s : hub.all_subscribers()) s->shutdown();
-    wait_for_drain();
+    // Close the WebSockets once every change already received is committed and its ack queued.
+    pipeline.flush([&] {
+      net::post(ioc, [&] {
+        for (auto& s : hub.all_subscribers()) s->shutdown();
+        wait_for_drain();
+      });
+    });
   });
 
   spdlog::info("possync listening on {}:{} with {} I/O threads, store {}",

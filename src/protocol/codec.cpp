@@ -47,6 +47,11 @@ Result<std::optional<std::uint64_t>> optional_seq(const json::object& o, std::st
   return wrong_type(field, "a non-negative integer");
 }
 
+// "No user" is null on the wire, as today's app sends it.
+json::value user_id_json(const std::string& user_id) {
+  return user_id.empty() ? json::value(nullptr) : json::value(user_id);
+}
+
 json::object envelope(std::string_view type) {
   json::object o;
   o["type"] = type;
@@ -61,6 +66,10 @@ std::optional<Error> check_id_field(std::string_view field, std::string_view val
     return Error{errc::kInvalidField, fmt::format("field '{}' {}", field, *why)};
   }
   return std::nullopt;
+}
+
+Error user_update_without_id() {
+  return {errc::kMissingField, "user_update needs the user's id in 'data.id' or 'user_id'"};
 }
 
 Result<json::object> parse_object(std::string_view text) {
@@ -268,7 +277,7 @@ std::string render_live_change(const LogEntry& entry) {
   o["device_id"] = c.device_id;
   o["restaurant_id"] = c.restaurant_id;
   // For user_update the receiving app reads the record id from `user_id` (set above).
-  if (c.data_type != DataType::users) o["user_id"] = c.user_id;
+  if (c.data_type != DataType::users) o["user_id"] = user_id_json(c.user_id);
   o["timestamp"] = iso8601_utc(entry.committed_at_ms);
   o["seq"] = entry.seq;
   o["change_id"] = c.change_id;
@@ -287,7 +296,7 @@ json::object change_to_json(const LogEntry& entry) {
   data["id"] = c.record_id;
   o["data"] = std::move(data);
   o["device_id"] = c.device_id;
-  o["user_id"] = c.user_id;
+  o["user_id"] = user_id_json(c.user_id);
   o["timestamp"] = iso8601_utc(entry.committed_at_ms);
   return o;
 }

@@ -62,6 +62,9 @@ Result<ClientMessage> decode_message(const boost::json::object& msg, const Origi
 Result<ChangeMsg> decode_change(const boost::json::object& msg, const Origin& origin,
                                 const ProtocolLimits& limits);
 
+// The error for a typed user_update that names no user (neither `data.id` nor `user_id`).
+Error user_update_without_id();
+
 // Checks an id field value, naming the field in the error.
 std::optional<Error> check_id_field(std::string_view field, std::string_view value,
                                     std::size_t max_bytes);
@@ -75,7 +78,7 @@ std::string render_caught_up(std::uint64_t seq);
 std::string render_reset_required(std::uint64_t seq, std::string_view reason);
 // A committed change as the typed update today's app understands, with seq and change_id.
 std::string render_live_change(const LogEntry& entry);
-// The entry as it appears in GET /changes and sync_update: a data_change with seq.
+// The entry as it appears in GET /api/restaurants/:id/changes: a data_change with seq.
 boost::json::object change_to_json(const LogEntry& entry);
 // One entry of POST /api/sync's `results` and of sync_update's `changes`.
 boost::json::object outcome_to_json(const Outcome& outcome);

@@ -19,10 +19,22 @@ bool CommitPipeline::submit(ChangeRequest request, Completion done) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return false;
-    queue_.push_back({std::move(request), std::move(done)});
+    queue_.push_back({std::move(request), std::move(done), {}});
   }
   cv_.notify_one();
   return true;
+}
+
+void CommitPipeline::flush(std::function<void()> done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back({{}, {}, std::move(done)});
+      done = nullptr;
+    }
+  }
+  cv_.notify_one();
+  if (done) done();
 }
 
 void CommitPipeline::stop() {
@@ -37,19 +49,24 @@ void CommitPipeline::stop() {
 void CommitPipeline::run() {
   std::vector<Pending> batch;
   for (;;) {
+    std::function<void()> barrier;
     {
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
-      const std::size_t n = std::min(queue_.size(), options_.max_batch);
       batch.clear();
-      batch.reserve(n);
-      for (std::size_t i = 0; i < n; ++i) {
+      // A batch ends before a flush() marker; the marker runs once the batch is done.
+      while (!queue_.empty() && batch.size() < options_.max_batch && !queue_.front().barrier) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      if (batch.empty()) {
+        barrier = std::move(queue_.front().barrier);
+        queue_.pop_front();
+      }
     }
-    commit_batch(batch);
+    if (!batch.empty()) commit_batch(batch);
+    if (barrier) barrier();
   }
 }
 

@@ -40,6 +40,10 @@ class CommitPipeline {
   // Queues one request. Returns false (and does not call `done`) once stop() has begun.
   bool submit(ChangeRequest request, Completion done);
 
+  // Calls `done` on the writer thread once everything submitted before this call has been
+  // committed and its completions have run (at once if the pipeline is stopping).
+  void flush(std::function<void()> done);
+
   // Commits everything already queued, then joins the writer thread. Idempotent.
   void stop();
 
@@ -47,6 +51,7 @@ class CommitPipeline {
   struct Pending {
     ChangeRequest request;
     Completion done;
+    std::function<void()> barrier;  // set for a flush() marker, which carries no request
   };
   void run();
   void commit_batch(std::vector<Pending>& batch);

@@ -349,6 +349,11 @@ void RestApi::sync(const Request& req, Respond respond) {
       continue;
     }
     out.change_id = change->change.change_id;
+    if (change->change.record_id.empty()) {
+      // A typed user_update without data.id or user_id: there is no twin to wait for here.
+      out.error = user_update_without_id();
+      continue;
+    }
     valid.emplace_back(i, ChangeRequest{std::move(change->change), {}});
   }
   batch->remaining = valid.size() + 1;  // +1 until every request is queued

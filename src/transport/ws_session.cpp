@@ -61,7 +61,7 @@ void WsSession::on_accept(beast::error_code ec) {
   auto membership = ctx_.hub.join(origin_.restaurant_id, shared_from_this());
   joined_ = true;
   room_ = std::move(membership.room);
-  live_from_ = last_sent_ = membership.published_seq;
+  last_sent_ = membership.published_seq;
   spdlog::info("device connected restaurant={} device={} remote={}", origin_.restaurant_id,
                origin_.device_id,
                beast::get_lowest_layer(ws_).socket().remote_endpoint(ec).address().to_string());
@@ -155,6 +155,7 @@ void WsSession::handle_change(ChangeMsg msg) {
     flush_deferred();
   }
   if (msg.typed && msg.record_id_from_user_id) {
+    twins_.forget();  // only the very next change can be a twin
     deferred_ = std::move(msg);
     deferred_timer_.expires_after(ctx_.config.twin_window);
     deferred_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -179,9 +180,8 @@ void WsSession::flush_deferred() {
   deferred_.reset();
   deferred_timer_.cancel();
   if (msg.change.record_id.empty()) {
-    send(render_error(
-        {errc::kMissingField, "user_update needs the user's id in 'data.id' or 'user_id'"},
-        msg.client_change_id ? msg.change.change_id : std::string()));
+    send(render_error(user_update_without_id(),
+                      msg.client_change_id ? msg.change.change_id : std::string()));
     return;
   }
   submit({std::move(msg.change), {}});
@@ -190,10 +190,11 @@ void WsSession::flush_deferred() {
 void WsSession::submit(ChangeRequest request) {
   auto self = shared_from_this();
   const std::string change_id = request.change.change_id;
-  const bool queued = ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
-    net::post(self->ws_.get_executor(),
-              [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
-  });
+  const bool queued =
+      !ctx_.stopping && ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
+        net::post(self->ws_.get_executor(),
+                  [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
+      });
   if (!queued) {
     Outcome rejected;
     rejected.change_id = change_id;
@@ -203,9 +204,10 @@ void WsSession::submit(ChangeRequest request) {
 }
 
 void WsSession::start_catchup(std::uint64_t since) {
-  // Changes already delivered live on this connection are not repeated.
-  skip_from_ = live_from_;
-  skip_to_ = last_sent_;
+  // Changes already delivered live on this connection (a contiguous run of seqs, as publishing
+  // is in seq order) are not repeated.
+  skip_from_ = first_live_;
+  skip_to_ = first_live_ == 0 ? 0 : last_sent_;
   mode_ = Mode::catching_up;
   cursor_ = since;
   catchup_started_ = true;
@@ -219,7 +221,8 @@ void WsSession::pump_catchup() {
     if (!page) {
       spdlog::error("catch-up read failed restaurant={}: {}", origin_.restaurant_id,
                     page.error().message);
-      close_with(websocket::close_code::try_again_later, "store unavailable; reconnect with since");
+      close_with(websocket::close_code::try_again_later, "store unavailable; reconnect with since",
+                 false);
       return;
     }
     if (catchup_started_) {
@@ -241,7 +244,7 @@ void WsSession::pump_catchup() {
         break;
       }
       cursor_ = entry.seq;
-      if (entry.seq > skip_from_ && entry.seq <= skip_to_) continue;
+      if (entry.seq >= skip_from_ && entry.seq <= skip_to_) continue;
       send(render_live_change(entry));
     }
     last_sent_ = std::max(last_sent_, cursor_);
@@ -257,6 +260,7 @@ void WsSession::deliver(std::shared_ptr<const Delivery> delivery) {
   net::post(ws_.get_executor(), [self = shared_from_this(), d = std::move(delivery)] {
     if (self->closing_ || self->mode_ != Mode::live || d->seq <= self->last_sent_) return;
     self->last_sent_ = d->seq;
+    if (self->first_live_ == 0) self->first_live_ = d->seq;
     if (d->origin_device == self->origin_.device_id) return;
     self->send(d->payload);
   });
@@ -275,7 +279,7 @@ DeviceStatus WsSession::status() const {
 
 void WsSession::shutdown() {
   net::post(ws_.get_executor(), [self = shared_from_this()] {
-    self->close_with(websocket::close_code::going_away, "server shutting down");
+    self->close_with(websocket::close_code::going_away, "server shutting down", false);
   });
 }
 
@@ -285,7 +289,7 @@ void WsSession::send(std::shared_ptr<const std::string> payload) {
     spdlog::warn("slow consumer restaurant={} device={}: send queue over {} bytes, disconnecting",
                  origin_.restaurant_id, origin_.device_id, ctx_.config.max_outbound_bytes);
     close_with(websocket::close_code::policy_error,
-               "slow consumer: send queue full; reconnect with since");
+               "slow consumer: send queue full; reconnect with since", true);
     return;
   }
   queued_bytes_ += payload->size();
@@ -311,6 +315,7 @@ void WsSession::on_write(beast::error_code ec, std::size_t) {
     close_timer_.cancel();
     return;  // the pending read fails too and ends the session
   }
+  if (closing_ && !queue_.empty()) return do_write();
   if (closing_) {
     ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
       self->close_timer_.cancel();
@@ -321,12 +326,12 @@ void WsSession::on_write(beast::error_code ec, std::size_t) {
   if (!queue_.empty() && !writing_) do_write();
 }
 
-void WsSession::close_with(websocket::close_code code, std::string reason) {
+void WsSession::close_with(websocket::close_code code, std::string reason, bool discard_queue) {
   if (closing_) return;
   closing_ = true;
   close_reason_ = websocket::close_reason(code, reason);
-  // Keep only the payload being written; nothing else is sent after the close frame.
-  while (queue_.size() > (writing_ ? 1u : 0u)) {
+  // Either send what is queued first, or keep only the payload being written.
+  while (discard_queue && queue_.size() > (writing_ ? 1u : 0u)) {
     queued_bytes_ -= queue_.back()->size();
     queue_.pop_back();
   }
@@ -336,7 +341,9 @@ void WsSession::close_with(websocket::close_code code, std::string reason) {
     beast::error_code ignored;
     beast::get_lowest_layer(self->ws_).socket().close(ignored);
   });
-  if (!writing_) {
+  if (!writing_ && !queue_.empty()) {
+    do_write();
+  } else if (!writing_) {
     ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
       self->close_timer_.cancel();
     });

@@ -60,7 +60,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void send(std::string text) { send(std::make_shared<const std::string>(std::move(text))); }
   void do_write();
   void on_write(boost::beast::error_code ec, std::size_t bytes);
-  void close_with(boost::beast::websocket::close_code code, std::string reason);
+  // Closes with `code`: after sending what is queued, or dropping it (`discard_queue`).
+  void close_with(boost::beast::websocket::close_code code, std::string reason, bool discard_queue);
   void leave_room();
 
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
@@ -76,9 +77,9 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::shared_ptr<Room> room_;
   Mode mode_ = Mode::live;
   std::uint64_t last_sent_ = 0;                // highest seq sent on this connection
-  std::uint64_t live_from_ = 0;                // published seq when this connection joined live
+  std::uint64_t first_live_ = 0;               // first seq delivered live (0: none yet)
   std::uint64_t cursor_ = 0;                   // catch-up position in the log
-  std::uint64_t skip_from_ = 0, skip_to_ = 0;  // (from, to]: already delivered live
+  std::uint64_t skip_from_ = 0, skip_to_ = 0;  // [from, to]: already delivered live
   bool catchup_started_ = false;
 
   TwinDetector twins_;
