@@ -25,10 +25,14 @@ std::optional<std::string> check_id(std::string_view id, std::size_t max_bytes) 
       for (std::size_t k = 1; k < len; ++k) {
         if ((static_cast<unsigned char>(id[i + k]) & 0xc0) != 0x80) return "is not valid UTF-8";
       }
-      // C1 control characters (U+0080..U+009F) are encoded as 0xC2 0x80..0x9F.
-      if (c == 0xc2 && static_cast<unsigned char>(id[i + 1]) < 0xa0) {
-        return "contains a control character";
+      const auto c1 = static_cast<unsigned char>(id[i + 1]);
+      // Overlong 3- and 4-byte forms, UTF-16 surrogates, and code points above U+10FFFF.
+      if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+          (c == 0xf4 && c1 > 0x8f)) {
+        return "is not valid UTF-8";
       }
+      // C1 control characters (U+0080..U+009F) are encoded as 0xC2 0x80..0x9F.
+      if (c == 0xc2 && c1 < 0xa0) return "contains a control character";
     }
     i += len;
   }

@@ -125,7 +125,7 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
       // Today's app puts the record id in `user_id` and then overwrites that key with the
       // sender's own user id; `data.id` is the reliable record id when present.
       auto id = optional_id(c.data, "id");
-      if (id && *id) {
+      if (id && *id && !(*id)->empty()) {
         c.record_id = std::move(**id);
       } else {
         out.record_id_from_user_id = true;

@@ -1,0 +1,839 @@
+#include "protocol/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace possync {
+namespace {
+
+namespace json = boost::json;
+
+const Origin kOrigin{"rest-1", "dev-1", "user-1"};
+const ProtocolLimits kLimits{};
+constexpr std::int64_t kCommittedAt = 1795664741123;  // 2026-11-26T03:45:41.123Z
+
+json::object obj(std::string_view text) {
+  return json::parse(text).as_object();
+}
+
+Result<ClientMessage> decode(std::string_view text) {
+  return decode_message(obj(text), kOrigin, kLimits);
+}
+
+// Decodes a message that must be a change.
+ChangeMsg decode_ok_change(std::string_view text) {
+  auto r = decode(text);
+  if (!r) {
+    ADD_FAILURE() << "decode failed: " << r.error().code << ": " << r.error().message << "\n"
+                  << text;
+    return {};
+  }
+  if (!std::holds_alternative<ChangeMsg>(*r)) {
+    ADD_FAILURE() << "not a change: " << text;
+    return {};
+  }
+  return std::get<ChangeMsg>(std::move(*r));
+}
+
+// The error code of a message that must fail to decode.
+std::string error_code(std::string_view text) {
+  auto r = decode(text);
+  if (r) return "<decoded>";
+  return r.error().code;
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// `s` has the shape of `pattern`, where '#' stands for a digit, 'x' for a lowercase hex digit and
+// '*' for one or more digits; every other character stands for itself.
+bool has_shape(std::string_view s, std::string_view pattern) {
+  std::size_t i = 0;
+  for (const char p : pattern) {
+    if (p == '*') {
+      const std::size_t start = i;
+      while (i < s.size() && is_digit(s[i])) ++i;
+      if (i == start) return false;
+      continue;
+    }
+    if (i >= s.size()) return false;
+    const char c = s[i++];
+    if (p == '#' && !is_digit(c)) return false;
+    if (p == 'x' && !is_digit(c) && !(c >= 'a' && c <= 'f')) return false;
+    if (p != '#' && p != 'x' && p != c) return false;
+  }
+  return i == s.size();
+}
+
+bool is_server_change_id(const std::string& id) {
+  return has_shape(id, "srv-*-xxxxxxxxxxxxxxxx");
+}
+
+bool is_iso_timestamp(const json::value& v) {
+  return v.is_string() && has_shape(v.get_string(), "####-##-##T##:##:##.###Z");
+}
+
+TEST(TestHelpers, HasShape) {
+  EXPECT_TRUE(has_shape("2026-11-26T03:45:41.123Z", "####-##-##T##:##:##.###Z"));
+  EXPECT_FALSE(has_shape("2026-11-26T03:45:41.12Z", "####-##-##T##:##:##.###Z"));
+  EXPECT_FALSE(has_shape("2026-11-26T03:45:41.123", "####-##-##T##:##:##.###Z"));
+  EXPECT_TRUE(is_server_change_id("srv-1-0123456789abcdef"));
+  EXPECT_FALSE(is_server_change_id("srv--0123456789abcdef"));
+  EXPECT_FALSE(is_server_change_id("srv-1-0123456789abcdeF"));
+  EXPECT_FALSE(is_server_change_id("srv-1-0123456789abcdef0"));
+}
+
+json::object parsed(const std::string& text) {
+  const json::value v = json::parse(text);
+  EXPECT_TRUE(v.is_object()) << text;
+  return v.is_object() ? v.get_object() : json::object{};
+}
+
+// ---- parse_object ----
+
+TEST(ParseObject, AcceptsAnObject) {
+  auto r = parse_object(R"({"type":"heartbeat","n":[1,{"a":null}]})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->at("type"), json::value("heartbeat"));
+}
+
+TEST(ParseObject, InvalidJson) {
+  for (const char* text :
+       {"", "not json", "{", R"({"a":})", "{} trailing", R"({'a':1})", R"({"a":1,})"}) {
+    auto r = parse_object(text);
+    ASSERT_FALSE(r.has_value()) << text;
+    EXPECT_EQ(r.error().code, "invalid_json") << text;
+  }
+}
+
+TEST(ParseObject, NonObjectIsInvalidMessage) {
+  for (const char* text : {"[]", "[1,2]", "42", R"("text")", "null", "true"}) {
+    auto r = parse_object(text);
+    ASSERT_FALSE(r.has_value()) << text;
+    EXPECT_EQ(r.error().code, "invalid_message") << text;
+  }
+}
+
+TEST(ParseObject, RejectsExcessiveNesting) {
+  const std::string shallow = R"({"a":)" + std::string(10, '[') + std::string(10, ']') + "}";
+  EXPECT_TRUE(parse_object(shallow).has_value());
+  const std::string deep = R"({"a":)" + std::string(100, '[') + std::string(100, ']') + "}";
+  auto r = parse_object(deep);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, "invalid_json");
+}
+
+// ---- decode_message: envelope ----
+
+TEST(DecodeMessage, TypeIsRequired) {
+  EXPECT_EQ(error_code(R"({"device_id":"d"})"), "missing_field");
+  EXPECT_EQ(error_code(R"({"type":null})"), "missing_field");
+}
+
+TEST(DecodeMessage, TypeMustBeAString) {
+  EXPECT_EQ(error_code(R"({"type":1})"), "invalid_field");
+  EXPECT_EQ(error_code(R"({"type":["register"]})"), "invalid_field");
+  EXPECT_EQ(error_code(R"({"type":{"x":1}})"), "invalid_field");
+}
+
+TEST(DecodeMessage, UnknownTypes) {
+  for (const char* type : {"", "hello", "orders", "Register", "sync_update", "ack", "registered"}) {
+    EXPECT_EQ(error_code(R"({"type":")" + std::string(type) + R"("})"), "unknown_type") << type;
+  }
+}
+
+// ---- register / heartbeat / user_changed ----
+
+TEST(DecodeRegister, AsTodaysAppSendsIt) {
+  auto r = decode(R"({"type":"register","device_id":"other-dev","restaurant_id":"other-rest",
+                      "user_id":"u7","timestamp":"2026-11-26T04:45:41.123"})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_TRUE(std::holds_alternative<RegisterMsg>(*r));
+  const auto& m = std::get<RegisterMsg>(*r);
+  EXPECT_EQ(m.user_id, std::optional<std::string>("u7"));
+  EXPECT_EQ(m.since, std::nullopt);
+}
+
+TEST(DecodeRegister, WithSince) {
+  for (const auto& [text, since] : std::vector<std::pair<const char*, std::uint64_t>>{
+           {R"({"type":"register","since":42})", 42},
+           {R"({"type":"register","since":0})", 0},
+           {R"({"type":"register","since":18446744073709551615})", 18446744073709551615ull}}) {
+    auto r = decode(text);
+    ASSERT_TRUE(r.has_value()) << text;
+    EXPECT_EQ(std::get<RegisterMsg>(*r).since, std::optional<std::uint64_t>(since)) << text;
+  }
+  auto r = decode(R"({"type":"register","since":null})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(std::get<RegisterMsg>(*r).since, std::nullopt);
+}
+
+TEST(DecodeRegister, SinceMustBeANonNegativeInteger) {
+  for (const char* since : {"-1", "1.5", "\"3\"", "true", "[1]", "1e3"}) {
+    EXPECT_EQ(error_code(R"({"type":"register","since":)" + std::string(since) + "}"),
+              "invalid_field")
+        << since;
+  }
+}
+
+TEST(DecodeRegister, UserIdIsOptional) {
+  for (const char* text : {R"({"type":"register"})", R"({"type":"register","user_id":null})",
+                           R"({"type":"register","user_id":""})"}) {
+    auto r = decode(text);
+    ASSERT_TRUE(r.has_value()) << text;
+    EXPECT_EQ(std::get<RegisterMsg>(*r).user_id, std::nullopt) << text;
+  }
+}
+
+TEST(DecodeRegister, InvalidUserIds) {
+  EXPECT_EQ(error_code(R"({"type":"register","user_id":5})"), "invalid_field");
+  EXPECT_EQ(error_code(R"({"type":"register","user_id":"a\u0001b"})"), "invalid_field");
+  const std::string ok(128, 'u');
+  EXPECT_EQ(error_code(R"({"type":"register","user_id":")" + ok + R"("})"), "<decoded>");
+  EXPECT_EQ(error_code(R"({"type":"register","user_id":")" + ok + R"(u"})"), "invalid_field");
+}
+
+TEST(DecodeHeartbeat, Decodes) {
+  auto r = decode(R"({"type":"heartbeat","device_id":"d","restaurant_id":"r","timestamp":"t"})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(std::holds_alternative<HeartbeatMsg>(*r));
+}
+
+TEST(DecodeUserChanged, Decodes) {
+  auto r = decode(R"({"type":"user_changed","user_id":"u9","device_id":"d","restaurant_id":"r"})");
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(std::holds_alternative<UserChangedMsg>(*r));
+  EXPECT_EQ(std::get<UserChangedMsg>(*r).user_id, "u9");
+}
+
+TEST(DecodeUserChanged, EmptyUserIdMeansLoggedOut) {
+  auto r = decode(R"({"type":"user_changed","user_id":""})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(std::get<UserChangedMsg>(*r).user_id, "");
+}
+
+TEST(DecodeUserChanged, Errors) {
+  EXPECT_EQ(error_code(R"({"type":"user_changed"})"), "missing_field");
+  EXPECT_EQ(error_code(R"({"type":"user_changed","user_id":null})"), "missing_field");
+  EXPECT_EQ(error_code(R"({"type":"user_changed","user_id":12})"), "invalid_field");
+  EXPECT_EQ(error_code(R"({"type":"user_changed","user_id":")" + std::string(129, 'u') + R"("})"),
+            "invalid_field");
+}
+
+// ---- typed updates ----
+
+struct TypedCase {
+  const char* type;
+  const char* id_field;
+  DataType data_type;
+};
+
+void PrintTo(const TypedCase& c, std::ostream* os) {
+  *os << c.type;
+}
+
+class DecodeTypedUpdate : public testing::TestWithParam<TypedCase> {
+ protected:
+  // A typed update as today's app sends it, with `extra` members spliced in.
+  std::string message(std::string_view id_json = R"("rec-1")", std::string_view extra = "") {
+    const TypedCase& c = GetParam();
+    std::string m = R"({"type":")" + std::string(c.type) + R"(",")" + c.id_field + R"(":)" +
+                    std::string(id_json) +
+                    R"(,"action":"created","data":{"name":"Pizza","price":12.5,"tags":["a"]},
+                       "device_id":"body-dev","restaurant_id":"body-rest","timestamp":"t")";
+    if (c.data_type != DataType::users) m += R"(,"user_id":"body-user")";
+    if (!extra.empty()) m += "," + std::string(extra);
+    return m + "}";
+  }
+};
+
+TEST_P(DecodeTypedUpdate, DecodesRecordIdDataAndAction) {
+  const ChangeMsg m = decode_ok_change(message());
+  EXPECT_TRUE(m.typed);
+  EXPECT_FALSE(m.client_change_id);
+  EXPECT_EQ(m.change.data_type, GetParam().data_type);
+  EXPECT_EQ(m.change.record_id, "rec-1");
+  EXPECT_EQ(m.change.action, "created");
+  EXPECT_EQ(m.change.data, obj(R"({"name":"Pizza","price":12.5,"tags":["a"]})"));
+  EXPECT_FALSE(m.change.base_version.has_value());
+}
+
+TEST_P(DecodeTypedUpdate, OriginWinsOverBodyFields) {
+  const ChangeMsg m = decode_ok_change(message());
+  EXPECT_EQ(m.change.restaurant_id, "rest-1");
+  EXPECT_EQ(m.change.device_id, "dev-1");
+  EXPECT_EQ(m.change.user_id, "user-1");
+}
+
+TEST_P(DecodeTypedUpdate, AssignsAServerChangeIdWhenMissing) {
+  const ChangeMsg a = decode_ok_change(message());
+  const ChangeMsg b = decode_ok_change(message());
+  EXPECT_FALSE(a.client_change_id);
+  EXPECT_TRUE(is_server_change_id(a.change.change_id)) << a.change.change_id;
+  EXPECT_NE(a.change.change_id, b.change.change_id);
+  const ChangeMsg n = decode_ok_change(message(R"("rec-1")", R"("change_id":null)"));
+  EXPECT_FALSE(n.client_change_id);
+  EXPECT_TRUE(is_server_change_id(n.change.change_id));
+}
+
+TEST_P(DecodeTypedUpdate, KeepsAClientChangeId) {
+  const ChangeMsg m = decode_ok_change(message(R"("rec-1")", R"("change_id":"1712_dev_rec-1")"));
+  EXPECT_TRUE(m.client_change_id);
+  EXPECT_EQ(m.change.change_id, "1712_dev_rec-1");
+}
+
+TEST_P(DecodeTypedUpdate, IntegerRecordIdBecomesAString) {
+  EXPECT_EQ(decode_ok_change(message("42")).change.record_id, "42");
+  EXPECT_EQ(decode_ok_change(message("18446744073709551615")).change.record_id,
+            "18446744073709551615");
+}
+
+TEST_P(DecodeTypedUpdate, RecordIdMustBeAStringOrInteger) {
+  for (const char* id : {"1.5", "true", "[1]", R"({"id":1})"}) {
+    EXPECT_EQ(error_code(message(id)), "invalid_field") << id;
+  }
+}
+
+TEST_P(DecodeTypedUpdate, RecordIdLimits) {
+  EXPECT_EQ(error_code(message(R"(")" + std::string(128, 'r') + R"(")")), "<decoded>");
+  EXPECT_EQ(error_code(message(R"(")" + std::string(129, 'r') + R"(")")), "invalid_field");
+  EXPECT_EQ(error_code(message(R"("a\nb")")), "invalid_field");
+}
+
+TEST_P(DecodeTypedUpdate, ActionIsRequiredAndBounded) {
+  const TypedCase& c = GetParam();
+  const std::string base = R"({"type":")" + std::string(c.type) + R"(",")" + c.id_field +
+                           R"(":"rec-1","data":{"id":"rec-1"})";
+  EXPECT_EQ(error_code(base + "}"), "missing_field");
+  EXPECT_EQ(error_code(base + R"(,"action":null})"), "missing_field");
+  EXPECT_EQ(error_code(base + R"(,"action":7})"), "invalid_field");
+  EXPECT_EQ(error_code(base + R"(,"action":""})"), "invalid_field");
+  EXPECT_EQ(error_code(base + R"(,"action":")" + std::string(64, 'a') + R"("})"), "<decoded>");
+  EXPECT_EQ(error_code(base + R"(,"action":")" + std::string(65, 'a') + R"("})"), "invalid_field");
+}
+
+TEST_P(DecodeTypedUpdate, DataIsARequiredObject) {
+  const TypedCase& c = GetParam();
+  const std::string base = R"({"type":")" + std::string(c.type) + R"(",")" + c.id_field +
+                           R"(":"rec-1","action":"updated")";
+  EXPECT_EQ(error_code(base + "}"), "missing_field");
+  EXPECT_EQ(error_code(base + R"(,"data":null})"), "missing_field");
+  EXPECT_EQ(error_code(base + R"(,"data":[1]})"), "invalid_field");
+  EXPECT_EQ(error_code(base + R"(,"data":"x"})"), "invalid_field");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllButUsers, DecodeTypedUpdate,
+    testing::Values(TypedCase{"order_update", "order_id", DataType::orders},
+                    TypedCase{"menu_update", "item_id", DataType::menu_items},
+                    TypedCase{"inventory_update", "item_id", DataType::inventory},
+                    TypedCase{"table_update", "table_id", DataType::tables},
+                    TypedCase{"printer_update", "printer_id", DataType::printers}),
+    [](const testing::TestParamInfo<TypedCase>& info) { return std::string(info.param.type); });
+
+// user_update carries its record id in user_id: the same key as the sender's user id.
+INSTANTIATE_TEST_SUITE_P(Users, DecodeTypedUpdate,
+                         testing::Values(TypedCase{"user_update", "user_id", DataType::users}),
+                         [](const testing::TestParamInfo<TypedCase>& info) {
+                           return std::string(info.param.type);
+                         });
+
+TEST(DecodeTypedUpdateErrors, MissingIdField) {
+  EXPECT_EQ(error_code(R"({"type":"order_update","action":"created","data":{}})"), "missing_field");
+  EXPECT_EQ(error_code(R"({"type":"table_update","table_id":null,"action":"x","data":{}})"),
+            "missing_field");
+  // The id field of another type does not count.
+  EXPECT_EQ(error_code(R"({"type":"menu_update","order_id":"o1","action":"x","data":{}})"),
+            "missing_field");
+}
+
+TEST(DecodeTypedUpdateErrors, NonUserTypedUpdatesIgnoreDataId) {
+  const ChangeMsg m = decode_ok_change(
+      R"({"type":"order_update","order_id":"o1","action":"updated","data":{"id":"o2"}})");
+  EXPECT_EQ(m.change.record_id, "o1");
+}
+
+// ---- user_update ----
+
+TEST(DecodeUserUpdate, RecordIdFromDataId) {
+  const ChangeMsg m = decode_ok_change(
+      R"({"type":"user_update","user_id":"sender-7","action":"role_changed",
+          "data":{"id":"u42","role":"manager"}})");
+  EXPECT_TRUE(m.typed);
+  EXPECT_EQ(m.change.data_type, DataType::users);
+  EXPECT_EQ(m.change.record_id, "u42");
+  EXPECT_FALSE(m.record_id_from_user_id);
+  EXPECT_EQ(m.change.user_id, "user-1");  // the origin's, not the body's
+}
+
+TEST(DecodeUserUpdate, IntegerDataId) {
+  const ChangeMsg m =
+      decode_ok_change(R"({"type":"user_update","action":"updated","data":{"id":42}})");
+  EXPECT_EQ(m.change.record_id, "42");
+  EXPECT_FALSE(m.record_id_from_user_id);
+}
+
+TEST(DecodeUserUpdate, RecordIdFromUserIdIsFlagged) {
+  const ChangeMsg m = decode_ok_change(
+      R"({"type":"user_update","user_id":"u42","action":"updated","data":{"name":"Ann"}})");
+  EXPECT_EQ(m.change.record_id, "u42");
+  EXPECT_TRUE(m.record_id_from_user_id);
+}
+
+TEST(DecodeUserUpdate, NullOrMissingUserIdLeavesTheRecordIdEmpty) {
+  for (const char* text :
+       {R"({"type":"user_update","user_id":null,"action":"updated","data":{"name":"Ann"}})",
+        R"({"type":"user_update","action":"updated","data":{"name":"Ann"}})",
+        R"({"type":"user_update","user_id":"x","action":"updated","data":{"id":null}})"}) {
+    const ChangeMsg m = decode_ok_change(text);
+    EXPECT_TRUE(m.record_id_from_user_id) << text;
+    if (std::string_view(text).find(R"("user_id":"x")") == std::string_view::npos) {
+      EXPECT_EQ(m.change.record_id, "") << text;
+    }
+  }
+}
+
+TEST(DecodeUserUpdate, InvalidUserIdField) {
+  EXPECT_EQ(error_code(R"({"type":"user_update","user_id":[1],"action":"x","data":{}})"),
+            "invalid_field");
+  EXPECT_EQ(error_code(R"({"type":"user_update","user_id":")" + std::string(129, 'u') +
+                       R"(","action":"x","data":{}})"),
+            "invalid_field");
+}
+
+// codec.h: `record_id_from_user_id` marks a user_update "whose record id could only be taken from
+// user_id". Whenever the record id does come from user_id, the flag must say so (the session defers
+// such changes to pair them with their data_change, which has the true id).
+TEST(DecodeUserUpdate, RecordIdTakenFromUserIdIsAlwaysFlagged) {
+  auto r = decode(R"({"type":"user_update","user_id":"sender-7","action":"updated",
+                      "data":{"id":"","name":"Ann"}})");
+  if (!r) {
+    SUCCEED() << "rejected: " << r.error().message;  // rejecting an empty data.id is fine too
+    return;
+  }
+  const ChangeMsg& m = std::get<ChangeMsg>(*r);
+  if (m.change.record_id == "sender-7") {
+    EXPECT_TRUE(m.record_id_from_user_id)
+        << "the record id was taken from user_id (the sender's own id) without the flag";
+  }
+}
+
+// ---- data_change ----
+
+TEST(DecodeDataChange, AsTodaysAppSendsIt) {
+  const ChangeMsg m = decode_ok_change(
+      R"({"type":"data_change","data_type":"orders","action":"status_changed",
+          "data":{"id":"o1","status":"paid"},"device_id":"body-dev","restaurant_id":"body-rest",
+          "user_id":"body-user","timestamp":"t","change_id":"1712345678901_dev-1_o1"})");
+  EXPECT_FALSE(m.typed);
+  EXPECT_TRUE(m.client_change_id);
+  EXPECT_FALSE(m.record_id_from_user_id);
+  EXPECT_EQ(m.change.change_id, "1712345678901_dev-1_o1");
+  EXPECT_EQ(m.change.data_type, DataType::orders);
+  EXPECT_EQ(m.change.action, "status_changed");
+  EXPECT_EQ(m.change.record_id, "o1");
+  EXPECT_EQ(m.change.data, obj(R"({"id":"o1","status":"paid"})"));
+  EXPECT_EQ(m.change.restaurant_id, "rest-1");
+  EXPECT_EQ(m.change.device_id, "dev-1");
+  EXPECT_EQ(m.change.user_id, "user-1");
+}
+
+TEST(DecodeDataChange, EveryDataTypeName) {
+  for (const auto& d : kDataTypes) {
+    const ChangeMsg m =
+        decode_ok_change(R"({"type":"data_change","data_type":")" + std::string(d.name) +
+                         R"(","action":"updated","data":{"id":"x"}})");
+    EXPECT_EQ(m.change.data_type, d.type) << d.name;
+    EXPECT_EQ(m.change.record_id, "x");
+  }
+}
+
+TEST(DecodeDataChange, IntegerDataId) {
+  EXPECT_EQ(decode_ok_change(
+                R"({"type":"data_change","data_type":"tables","action":"a","data":{"id":7}})")
+                .change.record_id,
+            "7");
+}
+
+TEST(DecodeDataChange, ServerChangeIdWhenMissing) {
+  const ChangeMsg m = decode_ok_change(R"({"type":"data_change","data_type":"orders","action":"a",
+                           "data":{"id":"o1"}})");
+  EXPECT_FALSE(m.client_change_id);
+  EXPECT_TRUE(is_server_change_id(m.change.change_id)) << m.change.change_id;
+}
+
+TEST(DecodeDataChange, DataIdIsRequired) {
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"orders","action":"a","data":{}})"),
+            "missing_field");
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"orders","action":"a",
+                           "data":{"id":null}})"),
+            "missing_field");
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"orders","action":"a",
+                           "data":{"id":1.5}})"),
+            "invalid_field");
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"orders","action":"a",
+                           "data":{"id":""}})"),
+            "invalid_field");
+  // A top-level record id field is not data.id.
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"orders","order_id":"o1",
+                           "action":"a","data":{}})"),
+            "missing_field");
+}
+
+TEST(DecodeDataChange, DataType) {
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"widgets","action":"a",
+                           "data":{"id":"1"}})"),
+            "unknown_data_type");
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":"order_update","action":"a",
+                           "data":{"id":"1"}})"),
+            "unknown_data_type");
+  EXPECT_EQ(error_code(R"({"type":"data_change","action":"a","data":{"id":"1"}})"),
+            "missing_field");
+  EXPECT_EQ(error_code(R"({"type":"data_change","data_type":3,"action":"a","data":{"id":"1"}})"),
+            "invalid_field");
+}
+
+// ---- fields common to all changes ----
+
+std::string order_change(std::string_view extra) {
+  return R"({"type":"data_change","data_type":"orders","action":"updated","data":{"id":"o1"},)" +
+         std::string(extra) + "}";
+}
+
+TEST(DecodeChangeFields, ChangeIdLimits) {
+  const ProtocolLimits limits;
+  const std::string max(limits.max_change_id_bytes(), 'c');
+  EXPECT_EQ(error_code(order_change(R"("change_id":")" + max + R"(")")), "<decoded>");
+  EXPECT_EQ(error_code(order_change(R"("change_id":")" + max + R"(c")")), "invalid_field");
+  EXPECT_EQ(error_code(order_change(R"("change_id":"")")), "invalid_field");
+  EXPECT_EQ(error_code(order_change(R"("change_id":12345)")), "invalid_field");
+  EXPECT_EQ(error_code(order_change(R"("change_id":"a\u0000b")")), "invalid_field");
+}
+
+TEST(DecodeChangeFields, OverLongRecordIdNamesTheField) {
+  auto r = decode(R"({"type":"data_change","data_type":"orders","action":"a","data":{"id":")" +
+                  std::string(129, 'x') + R"("}})");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, "invalid_field");
+  EXPECT_NE(r.error().message.find("record id"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("128"), std::string::npos) << r.error().message;
+}
+
+TEST(DecodeChangeFields, LimitsAreConfigurable) {
+  ProtocolLimits small;
+  small.max_id_bytes = 4;
+  small.max_action_bytes = 3;
+  auto ok = decode_message(obj(R"({"type":"order_update","order_id":"abcd","action":"abc",
+                                   "data":{}})"),
+                           kOrigin, small);
+  EXPECT_TRUE(ok.has_value());
+  auto long_id = decode_message(obj(R"({"type":"order_update","order_id":"abcde","action":"a",
+                                        "data":{}})"),
+                                kOrigin, small);
+  ASSERT_FALSE(long_id.has_value());
+  EXPECT_EQ(long_id.error().code, "invalid_field");
+  auto long_action = decode_message(obj(R"({"type":"order_update","order_id":"a","action":"abcd",
+                                            "data":{}})"),
+                                    kOrigin, small);
+  ASSERT_FALSE(long_action.has_value());
+  EXPECT_EQ(long_action.error().code, "invalid_field");
+  auto long_change_id = decode_message(obj(R"({"type":"order_update","order_id":"a","action":"a",
+                                               "data":{},"change_id":"12345678901234567"})"),
+                                       kOrigin, small);  // 17 > 4 * 4
+  ASSERT_FALSE(long_change_id.has_value());
+  EXPECT_EQ(long_change_id.error().code, "invalid_field");
+}
+
+TEST(DecodeChangeFields, BaseVersion) {
+  EXPECT_EQ(decode_ok_change(order_change(R"("base_version":3)")).change.base_version,
+            std::optional<std::uint64_t>(3));
+  EXPECT_EQ(decode_ok_change(order_change(R"("base_version":0)")).change.base_version,
+            std::optional<std::uint64_t>(0));
+  EXPECT_EQ(decode_ok_change(order_change(R"("base_version":null)")).change.base_version,
+            std::nullopt);
+  EXPECT_EQ(
+      decode_ok_change(order_change(R"("base_version":18446744073709551615)")).change.base_version,
+      std::optional<std::uint64_t>(18446744073709551615ull));
+}
+
+TEST(DecodeChangeFields, BaseVersionMustBeANonNegativeInteger) {
+  for (const char* v : {"-1", "-9223372036854775808", "1.0", "2.5", "\"3\"", "true", "[3]", "{}"}) {
+    EXPECT_EQ(error_code(order_change(R"("base_version":)" + std::string(v))), "invalid_field")
+        << v;
+  }
+}
+
+TEST(DecodeChangeFields, OriginWinsForDataChange) {
+  Origin other{"rest-9", "dev-9", ""};
+  auto r = decode_message(obj(order_change(R"("restaurant_id":"evil","device_id":"evil",
+                                              "user_id":"evil")")),
+                          other, kLimits);
+  ASSERT_TRUE(r.has_value());
+  const Change& c = std::get<ChangeMsg>(*r).change;
+  EXPECT_EQ(c.restaurant_id, "rest-9");
+  EXPECT_EQ(c.device_id, "dev-9");
+  EXPECT_EQ(c.user_id, "");
+}
+
+// docs/protocol.md: "Fields are checked in this order: type, data, data_type, record id, action,
+// change_id, base_version; the first problem is reported."
+TEST(DecodeChangeFields, FirstProblemInDocumentedOrderIsReported) {
+  struct Case {
+    const char* text;
+    const char* code;
+    const char* mentions;
+  };
+  for (const Case& c : {
+           Case{R"({"type":"data_change","data":5,"data_type":"nope","action":7})", "invalid_field",
+                "'data'"},
+           Case{R"({"type":"data_change","data":{},"data_type":"nope","action":7})",
+                "unknown_data_type", "nope"},
+           Case{R"({"type":"data_change","data":{},"data_type":"orders","action":7})",
+                "missing_field", "data.id"},
+           Case{R"({"type":"order_update","data":{},"action":7,"change_id":1})", "missing_field",
+                "order_id"},
+           Case{R"({"type":"order_update","order_id":"o1","data":{},"action":7,"change_id":1})",
+                "invalid_field", "action"},
+           Case{R"({"type":"order_update","order_id":"o1","data":{},"action":"a","change_id":1,
+                    "base_version":-1})",
+                "invalid_field", "change_id"},
+           Case{R"({"type":"order_update","order_id":"o1","data":{},"action":"a","change_id":"c",
+                    "base_version":-1})",
+                "invalid_field", "base_version"},
+       }) {
+    auto r = decode(c.text);
+    ASSERT_FALSE(r.has_value()) << c.text;
+    EXPECT_EQ(r.error().code, c.code) << c.text;
+    EXPECT_NE(r.error().message.find(c.mentions), std::string::npos)
+        << c.text << " -> " << r.error().message;
+  }
+}
+
+TEST(UserUpdateWithoutId, IsTheDocumentedMissingFieldError) {
+  const Error e = user_update_without_id();
+  EXPECT_EQ(e.code, "missing_field");
+  EXPECT_EQ(e.message, "user_update needs the user's id in 'data.id' or 'user_id'");
+}
+
+// ---- decode_change (POST /api/sync entries) ----
+
+TEST(DecodeChange, MissingTypeMeansDataChange) {
+  auto r = decode_change(obj(R"({"data_type":"inventory","action":"stock_changed",
+                                 "data":{"id":"i1","current_stock":3},"change_id":"c1"})"),
+                         kOrigin, kLimits);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_FALSE(r->typed);
+  EXPECT_EQ(r->change.data_type, DataType::inventory);
+  EXPECT_EQ(r->change.record_id, "i1");
+  EXPECT_EQ(r->change.change_id, "c1");
+}
+
+TEST(DecodeChange, NonChangeTypeIsUnknown) {
+  auto r = decode_change(obj(R"({"type":"register","data":{}})"), kOrigin, kLimits);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, "unknown_type");
+}
+
+// ---- rendering ----
+
+TEST(Render, Registered) {
+  const json::object o = parsed(render_registered(kOrigin, 17));
+  EXPECT_EQ(o.at("type"), json::value("registered"));
+  EXPECT_EQ(o.at("device_id"), json::value("dev-1"));
+  EXPECT_EQ(o.at("restaurant_id"), json::value("rest-1"));
+  EXPECT_EQ(o.at("seq"), json::value(17));
+  EXPECT_TRUE(is_iso_timestamp(o.at("timestamp"))) << json::serialize(o);
+}
+
+TEST(Render, HeartbeatResponse) {
+  const json::object o = parsed(render_heartbeat_response("dev-1"));
+  EXPECT_EQ(o.at("type"), json::value("heartbeat_response"));
+  EXPECT_EQ(o.at("device_id"), json::value("dev-1"));
+  EXPECT_TRUE(is_iso_timestamp(o.at("timestamp")));
+}
+
+TEST(Render, Error) {
+  const json::object with = parsed(render_error({"invalid_field", "bad \"thing\""}, "c1"));
+  EXPECT_EQ(with.at("type"), json::value("error"));
+  EXPECT_EQ(with.at("code"), json::value("invalid_field"));
+  EXPECT_EQ(with.at("message"), json::value("bad \"thing\""));
+  EXPECT_EQ(with.at("change_id"), json::value("c1"));
+  const json::object without = parsed(render_error({"invalid_json", "m"}));
+  EXPECT_FALSE(without.contains("change_id"));
+  EXPECT_EQ(without.at("message"), json::value("m"));
+}
+
+Outcome outcome(OutcomeStatus status, std::string change_id, std::uint64_t seq) {
+  Outcome o;
+  o.status = status;
+  o.change_id = std::move(change_id);
+  o.seq = seq;
+  return o;
+}
+
+TEST(Render, AckApplied) {
+  const json::object o = parsed(render_ack(outcome(OutcomeStatus::applied, "c1", 5)));
+  EXPECT_EQ(o.at("type"), json::value("ack"));
+  EXPECT_EQ(o.at("change_id"), json::value("c1"));
+  EXPECT_EQ(o.at("seq"), json::value(5));
+  EXPECT_EQ(o.at("status"), json::value("applied"));
+  EXPECT_FALSE(o.contains("error"));
+  EXPECT_FALSE(o.contains("current"));
+}
+
+TEST(Render, AckDuplicate) {
+  const json::object o = parsed(render_ack(outcome(OutcomeStatus::duplicate, "c1", 3)));
+  EXPECT_EQ(o.at("status"), json::value("duplicate"));
+  EXPECT_EQ(o.at("seq"), json::value(3));
+  EXPECT_FALSE(o.contains("error"));
+}
+
+TEST(Render, AckConflictCarriesErrorAndCurrent) {
+  Outcome out = outcome(OutcomeStatus::rejected, "c1", 0);
+  out.error = {"conflict", "base_version 1 does not match the record's version 4"};
+  out.current = json::parse(R"({"id":"o1","version":4,"status":"paid"})");
+  const json::object o = parsed(render_ack(out));
+  EXPECT_EQ(o.at("type"), json::value("ack"));
+  EXPECT_EQ(o.at("change_id"), json::value("c1"));
+  EXPECT_TRUE(o.at("seq").is_null());
+  EXPECT_EQ(o.at("status"), json::value("rejected"));
+  EXPECT_EQ(o.at("error").at("code"), json::value("conflict"));
+  EXPECT_EQ(o.at("error").at("message"), json::value(out.error.message));
+  EXPECT_EQ(o.at("current"), out.current);
+}
+
+TEST(Render, AckConflictOnAbsentRecordHasNullCurrent) {
+  Outcome out = outcome(OutcomeStatus::rejected, "c1", 0);
+  out.error = {"conflict", "m"};
+  const json::object o = parsed(render_ack(out));
+  ASSERT_TRUE(o.contains("current"));
+  EXPECT_TRUE(o.at("current").is_null());
+}
+
+TEST(Render, AckOtherRejectionHasNoCurrent) {
+  Outcome out = outcome(OutcomeStatus::rejected, "c1", 0);
+  out.error = {"store_unavailable", "retry later"};
+  const json::object o = parsed(render_ack(out));
+  EXPECT_EQ(o.at("error").at("code"), json::value("store_unavailable"));
+  EXPECT_FALSE(o.contains("current"));
+  EXPECT_TRUE(o.at("seq").is_null());
+}
+
+TEST(Render, OutcomeToJsonIsTheAckWithoutType) {
+  Outcome out = outcome(OutcomeStatus::applied, "c9", 9);
+  json::object o = outcome_to_json(out);
+  EXPECT_FALSE(o.contains("type"));
+  json::object ack = parsed(render_ack(out));
+  ack.erase("type");
+  EXPECT_EQ(o, ack);
+}
+
+TEST(Render, CaughtUpAndResetRequired) {
+  const json::object c = parsed(render_caught_up(12));
+  EXPECT_EQ(c.at("type"), json::value("caught_up"));
+  EXPECT_EQ(c.at("seq"), json::value(12));
+  const json::object r = parsed(render_reset_required(40, "history before 40 was pruned"));
+  EXPECT_EQ(r.at("type"), json::value("reset_required"));
+  EXPECT_EQ(r.at("seq"), json::value(40));
+  EXPECT_EQ(r.at("message"), json::value("history before 40 was pruned"));
+}
+
+LogEntry entry(DataType type, std::string record_id, std::string data = R"({"name":"x"})") {
+  LogEntry e;
+  e.seq = 31;
+  e.committed_at_ms = kCommittedAt;
+  e.change.restaurant_id = "rest-1";
+  e.change.device_id = "dev-2";
+  e.change.user_id = "waiter-5";
+  e.change.change_id = "chg-31";
+  e.change.data_type = type;
+  e.change.action = "updated";
+  e.change.record_id = std::move(record_id);
+  e.change.data = obj(data);
+  return e;
+}
+
+TEST(RenderLiveChange, EveryNonUserTypeAsTheTypedUpdate) {
+  for (const auto& d : kDataTypes) {
+    if (d.type == DataType::users) continue;
+    SCOPED_TRACE(d.name);
+    const json::object o = parsed(render_live_change(entry(d.type, "rec-7")));
+    EXPECT_EQ(o.at("type"), json::value(d.typed_update));
+    EXPECT_EQ(o.at(d.id_field), json::value("rec-7"));
+    EXPECT_EQ(o.at("action"), json::value("updated"));
+    EXPECT_EQ(o.at("data"), json::parse(R"({"name":"x"})"));
+    EXPECT_EQ(o.at("data_type"), json::value(d.name));
+    EXPECT_EQ(o.at("device_id"), json::value("dev-2"));
+    EXPECT_EQ(o.at("restaurant_id"), json::value("rest-1"));
+    EXPECT_EQ(o.at("user_id"), json::value("waiter-5"));
+    EXPECT_EQ(o.at("timestamp"), json::value("2026-11-26T03:45:41.123Z"));
+    EXPECT_EQ(o.at("seq"), json::value(31));
+    EXPECT_EQ(o.at("change_id"), json::value("chg-31"));
+  }
+}
+
+TEST(RenderLiveChange, AuthorWithoutUserIsNull) {
+  LogEntry e = entry(DataType::orders, "o1");
+  e.change.user_id.clear();
+  const json::object o = parsed(render_live_change(e));
+  ASSERT_TRUE(o.contains("user_id"));
+  EXPECT_TRUE(o.at("user_id").is_null()) << json::serialize(o);
+}
+
+TEST(RenderLiveChange, UserUpdateCarriesTheRecordIdInUserId) {
+  LogEntry e = entry(DataType::users, "u42");
+  const json::object o = parsed(render_live_change(e));
+  EXPECT_EQ(o.at("type"), json::value("user_update"));
+  EXPECT_EQ(o.at("user_id"), json::value("u42"));
+  EXPECT_EQ(o.at("data_type"), json::value("users"));
+  EXPECT_EQ(o.at("seq"), json::value(31));
+  EXPECT_EQ(o.at("change_id"), json::value("chg-31"));
+  // The author's user id appears nowhere, even when it is empty.
+  e.change.user_id.clear();
+  EXPECT_EQ(parsed(render_live_change(e)).at("user_id"), json::value("u42"));
+}
+
+TEST(RenderLiveChange, DecodesBackToTheSameChange) {
+  for (const auto& d : kDataTypes) {
+    SCOPED_TRACE(d.name);
+    const LogEntry e = entry(d.type, "rec-7", R"({"n":1,"list":[1,2]})");
+    const ChangeMsg m = decode_ok_change(render_live_change(e));
+    EXPECT_TRUE(m.typed);
+    EXPECT_EQ(m.change.data_type, d.type);
+    EXPECT_EQ(m.change.record_id, "rec-7");
+    EXPECT_EQ(m.change.action, "updated");
+    EXPECT_EQ(m.change.data, e.change.data);
+    EXPECT_EQ(m.change.change_id, "chg-31");
+  }
+}
+
+TEST(ChangeToJson, IsADataChangeWithSeqAndDataId) {
+  const json::object o = change_to_json(entry(DataType::menu_items, "m1"));
+  EXPECT_EQ(o.at("type"), json::value("data_change"));
+  EXPECT_EQ(o.at("seq"), json::value(31));
+  EXPECT_EQ(o.at("change_id"), json::value("chg-31"));
+  EXPECT_EQ(o.at("data_type"), json::value("menu_items"));
+  EXPECT_EQ(o.at("action"), json::value("updated"));
+  EXPECT_EQ(o.at("data"), json::parse(R"({"name":"x","id":"m1"})"));
+  EXPECT_EQ(o.at("device_id"), json::value("dev-2"));
+  EXPECT_EQ(o.at("user_id"), json::value("waiter-5"));
+  EXPECT_EQ(o.at("timestamp"), json::value("2026-11-26T03:45:41.123Z"));
+  LogEntry anonymous = entry(DataType::menu_items, "m1");
+  anonymous.change.user_id.clear();
+  EXPECT_TRUE(change_to_json(anonymous).at("user_id").is_null());
+  // And it decodes back as a data_change of the same record.
+  const ChangeMsg m = decode_ok_change(json::serialize(o));
+  EXPECT_FALSE(m.typed);
+  EXPECT_EQ(m.change.record_id, "m1");
+  EXPECT_EQ(m.change.change_id, "chg-31");
+}
+
+}  // namespace
+}  // namespace possync

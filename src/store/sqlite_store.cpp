@@ -123,8 +123,14 @@ class Stmt {
     if (rc == SQLITE_DONE) return false;
     throw SqliteError(sqlite3_errmsg(db_));
   }
+  // Steps once and resets, also when the step fails (so the statement stays usable).
   void run() {
-    step();
+    try {
+      step();
+    } catch (...) {
+      reset();
+      throw;
+    }
     reset();
   }
   void reset() {

@@ -1,0 +1,1094 @@
+// One conformance suite for the Store contract (store/store.h), run against every implementation.
+// SQLite-only behaviour (durability across reopen, the lock file) has its own tests at the end.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/memory_store.h"
+#include "store/sqlite_store.h"
+#include "store/store.h"
+
+namespace possync {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kNow = 1795664741123;  // 2026-11-26T03:45:41.123Z
+constexpr const char* kNowIso = "2026-11-26T03:45:41.123Z";
+
+// ---- helpers ----
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "possync-store-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+struct ChangeSpec {
+  std::string restaurant = "r1";
+  std::string change_id;
+  std::string record_id = "rec-1";
+  std::string action = "updated";
+  DataType type = DataType::orders;
+  std::string data = "{}";
+  std::optional<std::uint64_t> base_version;
+  std::string twin_of;
+  std::string device = "dev-1";
+  std::string user = "user-1";
+};
+
+ChangeRequest request(const ChangeSpec& s) {
+  ChangeRequest r;
+  r.change.restaurant_id = s.restaurant;
+  r.change.device_id = s.device;
+  r.change.user_id = s.user;
+  r.change.change_id = s.change_id;
+  r.change.data_type = s.type;
+  r.change.action = s.action;
+  r.change.record_id = s.record_id;
+  r.change.data = json::parse(s.data).as_object();
+  r.change.base_version = s.base_version;
+  r.twin_of = s.twin_of;
+  return r;
+}
+
+// A change request for restaurant `restaurant` updating an order with `data`.
+ChangeRequest upd(std::string change_id, std::string record_id, std::string data = "{}",
+                  std::string restaurant = "r1") {
+  ChangeSpec s;
+  s.restaurant = std::move(restaurant);
+  s.change_id = std::move(change_id);
+  s.record_id = std::move(record_id);
+  s.data = std::move(data);
+  return request(s);
+}
+
+const json::object* find_record(const Snapshot& snap, DataType type, std::string_view id) {
+  for (const auto& r : snap.records[static_cast<std::size_t>(type)]) {
+    const auto* v = r.if_contains("id");
+    if (v != nullptr && v->is_string() && v->get_string() == id) return &r;
+  }
+  return nullptr;
+}
+
+// The record as the store has it now, or null if it does not exist (or cannot be read).
+json::value record_of(Store& store, std::string_view restaurant, DataType type,
+                      std::string_view id) {
+  auto snap = store.snapshot(restaurant);
+  if (!snap) {
+    ADD_FAILURE() << "snapshot failed: " << snap.error().message;
+    return nullptr;
+  }
+  const json::object* r = find_record(*snap, type, id);
+  return r ? json::value(*r) : json::value(nullptr);
+}
+
+// A member of that record, or null.
+json::value field_of(Store& store, std::string_view restaurant, DataType type, std::string_view id,
+                     std::string_view key) {
+  const json::value r = record_of(store, restaurant, type, id);
+  const json::value* v = r.is_object() ? r.get_object().if_contains(key) : nullptr;
+  return v ? *v : json::value(nullptr);
+}
+
+std::size_t record_count(const Snapshot& snap) {
+  std::size_t n = 0;
+  for (const auto& v : snap.records) n += v.size();
+  return n;
+}
+
+std::vector<std::uint64_t> seqs_of(const std::vector<Outcome>& outcomes) {
+  std::vector<std::uint64_t> out;
+  for (const auto& o : outcomes) out.push_back(o.seq);
+  return out;
+}
+
+std::vector<std::uint64_t> seqs_of(const LogPage& page) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : page.entries) out.push_back(e.seq);
+  return out;
+}
+
+using Seqs = std::vector<std::uint64_t>;
+
+// ---- the parameterized suite ----
+
+struct StoreFactory {
+  const char* name;
+  std::function<std::unique_ptr<Store>(const fs::path& dir)> open;
+};
+
+void PrintTo(const StoreFactory& f, std::ostream* os) {
+  *os << f.name;
+}
+
+class StoreConformance : public testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    store_ = GetParam().open(dir_.path());
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::vector<Outcome> commit(std::vector<ChangeRequest> batch, std::int64_t now = kNow,
+                              std::uint64_t retain = 0) {
+    auto result = store_->commit(batch, CommitOptions{now, retain});
+    EXPECT_TRUE(result.has_value()) << (result ? "" : result.error().message);
+    if (!result) return {};
+    EXPECT_EQ(result->size(), batch.size());
+    return std::move(*result);
+  }
+  Outcome commit_one(ChangeRequest r, std::int64_t now = kNow, std::uint64_t retain = 0) {
+    auto outcomes = commit({std::move(r)}, now, retain);
+    return outcomes.empty() ? Outcome{} : outcomes.front();
+  }
+  LogHead head(std::string_view restaurant = "r1") {
+    auto h = store_->head(restaurant);
+    EXPECT_TRUE(h.has_value());
+    return h ? *h : LogHead{};
+  }
+  LogPage log(std::string_view restaurant = "r1", std::uint64_t after = 0,
+              std::size_t limit = 1000) {
+    auto p = store_->read_log(restaurant, after, limit);
+    EXPECT_TRUE(p.has_value());
+    return p ? std::move(*p) : LogPage{};
+  }
+  json::value record(DataType type, std::string_view id) {
+    return record_of(*store_, "r1", type, id);
+  }
+  json::value field(DataType type, std::string_view id, std::string_view key) {
+    return field_of(*store_, "r1", type, id, key);
+  }
+  Snapshot snap(std::string_view restaurant = "r1") {
+    auto s = store_->snapshot(restaurant);
+    EXPECT_TRUE(s.has_value());
+    return s ? std::move(*s) : Snapshot{};
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+// ---- seqs ----
+
+TEST_P(StoreConformance, UnknownRestaurantIsEmpty) {
+  const LogHead h = head("nobody");
+  EXPECT_FALSE(h.exists);
+  EXPECT_EQ(h.seq, 0u);
+  EXPECT_EQ(h.pruned_seq, 0u);
+  const LogPage p = log("nobody");
+  EXPECT_FALSE(p.head.exists);
+  EXPECT_TRUE(p.entries.empty());
+  const Snapshot s = snap("nobody");
+  EXPECT_FALSE(s.head.exists);
+  EXPECT_EQ(record_count(s), 0u);
+}
+
+TEST_P(StoreConformance, EmptyBatchCommitsNothing) {
+  EXPECT_TRUE(commit({}).empty());
+  EXPECT_FALSE(head().exists);
+}
+
+TEST_P(StoreConformance, SeqStartsAtOne) {
+  const Outcome o = commit_one(upd("c1", "o1"));
+  EXPECT_EQ(o.status, OutcomeStatus::applied);
+  EXPECT_EQ(o.change_id, "c1");
+  EXPECT_EQ(o.seq, 1u);
+  const LogHead h = head();
+  EXPECT_TRUE(h.exists);
+  EXPECT_EQ(h.seq, 1u);
+  EXPECT_EQ(h.pruned_seq, 0u);
+}
+
+TEST_P(StoreConformance, SeqsAreGaplessWithinAndAcrossBatches) {
+  EXPECT_EQ(seqs_of(commit({upd("c1", "o1"), upd("c2", "o2"), upd("c3", "o1")})), (Seqs{1, 2, 3}));
+  EXPECT_EQ(commit_one(upd("c4", "o3")).seq, 4u);
+  EXPECT_EQ(seqs_of(commit({upd("c5", "o1"), upd("c6", "o1")})), (Seqs{5, 6}));
+  EXPECT_EQ(head().seq, 6u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{1, 2, 3, 4, 5, 6}));
+}
+
+TEST_P(StoreConformance, SeqsArePerRestaurant) {
+  const auto outcomes =
+      commit({upd("a1", "o1", "{}", "A"), upd("b1", "o1", "{}", "B"), upd("a2", "o1", "{}", "A"),
+              upd("c1", "o1", "{}", "C"), upd("b2", "o1", "{}", "B")});
+  EXPECT_EQ(seqs_of(outcomes), (Seqs{1, 1, 2, 1, 2}));
+  EXPECT_EQ(commit_one(upd("b3", "o1", "{}", "B")).seq, 3u);
+  EXPECT_EQ(commit_one(upd("a3", "o1", "{}", "A")).seq, 3u);
+  EXPECT_EQ(head("A").seq, 3u);
+  EXPECT_EQ(head("B").seq, 3u);
+  EXPECT_EQ(head("C").seq, 1u);
+  EXPECT_EQ(seqs_of(log("A")), (Seqs{1, 2, 3}));
+  EXPECT_EQ(seqs_of(log("B")), (Seqs{1, 2, 3}));
+  EXPECT_EQ(seqs_of(log("C")), (Seqs{1}));
+}
+
+// ---- applying ----
+
+TEST_P(StoreConformance, AppliedOutcomeCarriesTheCommittedEntry) {
+  ChangeSpec s;
+  s.change_id = "c1";
+  s.record_id = "o1";
+  s.data = R"({"status":"open"})";
+  s.base_version = 0;
+  const Outcome o = commit_one(request(s));
+  ASSERT_EQ(o.status, OutcomeStatus::applied);
+  ASSERT_NE(o.entry, nullptr);
+  EXPECT_EQ(o.entry->seq, o.seq);
+  EXPECT_EQ(o.entry->committed_at_ms, kNow);
+  EXPECT_EQ(o.entry->change.change_id, "c1");
+  EXPECT_EQ(o.entry->change.record_id, "o1");
+  EXPECT_EQ(o.entry->change.data, json::parse(R"({"status":"open"})"));
+  EXPECT_FALSE(o.entry->change.base_version.has_value());
+}
+
+TEST_P(StoreConformance, CreateSetsIdVersionAndUpdatedAt) {
+  ChangeSpec s;
+  s.change_id = "c1";
+  s.type = DataType::menu_items;
+  s.record_id = "m1";
+  s.action = "created";
+  s.data = R"({"name":"Pizza","price":10,"tags":["hot"]})";
+  commit_one(request(s));
+
+  const Snapshot sn = snap();
+  EXPECT_EQ(sn.head.seq, 1u);
+  const json::object* r = find_record(sn, DataType::menu_items, "m1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(*r, json::parse(R"({"name":"Pizza","price":10,"tags":["hot"],"id":"m1","version":1,
+                               "updated_at":"2026-11-26T03:45:41.123Z"})"))
+      << json::serialize(*r);
+}
+
+TEST_P(StoreConformance, UpdatesMergeAsJsonMergePatch) {
+  ChangeSpec s;
+  s.type = DataType::menu_items;
+  s.record_id = "m1";
+  s.change_id = "c1";
+  s.data = R"({"name":"Pizza","price":10,"tags":["hot","veg"],"meta":{"a":1,"b":2}})";
+  commit_one(request(s));
+  commit_one(upd("other", "o9"));  // seq 2 on another record
+  s.change_id = "c3";
+  s.data = R"({"price":12,"tags":["cold"],"meta":{"b":null,"c":3},"name":null})";
+  commit_one(request(s), kNow + 1000);
+
+  const Snapshot sn = snap();
+  const json::object* r = find_record(sn, DataType::menu_items, "m1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(*r, json::parse(R"({"price":12,"tags":["cold"],"meta":{"a":1,"c":3},"id":"m1",
+                               "version":3,"updated_at":"2026-11-26T03:45:42.123Z"})"))
+      << json::serialize(*r);
+}
+
+TEST_P(StoreConformance, RecordIdAndVersionComeFromTheStoreNotTheData) {
+  commit_one(upd("c1", "o1", R"({"id":"spoofed","version":99,"updated_at":"x","n":1})"));
+  const Snapshot sn = snap();
+  EXPECT_EQ(find_record(sn, DataType::orders, "spoofed"), nullptr);
+  const json::object* r = find_record(sn, DataType::orders, "o1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->at("version"), json::value(1));
+  EXPECT_EQ(r->at("updated_at"), json::value(kNowIso));
+  EXPECT_EQ(r->at("n"), json::value(1));
+}
+
+TEST_P(StoreConformance, RecordsAreKeyedByDataTypeAndId) {
+  ChangeSpec s;
+  s.record_id = "same-id";
+  s.change_id = "c1";
+  s.type = DataType::menu_items;
+  s.data = R"({"kind":"menu"})";
+  commit_one(request(s));
+  s.change_id = "c2";
+  s.type = DataType::inventory;
+  s.data = R"({"kind":"inventory"})";
+  commit_one(request(s));
+
+  const Snapshot sn = snap();
+  const json::object* menu = find_record(sn, DataType::menu_items, "same-id");
+  const json::object* inv = find_record(sn, DataType::inventory, "same-id");
+  ASSERT_NE(menu, nullptr);
+  ASSERT_NE(inv, nullptr);
+  EXPECT_EQ(menu->at("kind"), json::value("menu"));
+  EXPECT_EQ(inv->at("kind"), json::value("inventory"));
+  EXPECT_EQ(menu->at("version"), json::value(1));
+  EXPECT_EQ(inv->at("version"), json::value(2));
+}
+
+TEST_P(StoreConformance, LogEntriesRecordTheWholeChange) {
+  ChangeSpec s;
+  s.change_id = "c1";
+  s.type = DataType::tables;
+  s.record_id = "t7";
+  s.action = "occupied";
+  s.data = R"({"guests":4,"nested":{"x":[1,2]}})";
+  s.device = "tablet-3";
+  s.user = "waiter-9";
+  s.base_version = 0;
+  commit_one(request(s), kNow);
+
+  const LogPage p = log();
+  ASSERT_EQ(p.entries.size(), 1u);
+  const LogEntry& e = p.entries[0];
+  EXPECT_EQ(e.seq, 1u);
+  EXPECT_EQ(e.committed_at_ms, kNow);
+  EXPECT_EQ(e.change.restaurant_id, "r1");
+  EXPECT_EQ(e.change.device_id, "tablet-3");
+  EXPECT_EQ(e.change.user_id, "waiter-9");
+  EXPECT_EQ(e.change.change_id, "c1");
+  EXPECT_EQ(e.change.data_type, DataType::tables);
+  EXPECT_EQ(e.change.action, "occupied");
+  EXPECT_EQ(e.change.record_id, "t7");
+  EXPECT_EQ(e.change.data, json::parse(R"({"guests":4,"nested":{"x":[1,2]}})"));
+  EXPECT_FALSE(e.change.base_version.has_value());
+}
+
+// ---- deletion ----
+
+TEST_P(StoreConformance, DeletionActionsRemoveTheRecordAndLeaveALogEntry) {
+  const char* actions[] = {"deleted", "removed", "item_removed"};
+  std::uint64_t seq = 0;
+  for (const char* action : actions) {
+    SCOPED_TRACE(action);
+    const std::string rec = std::string("rec-") + action;
+    commit_one(upd(std::string("create-") + action, rec, R"({"name":"x"})"));
+    ++seq;
+    ASSERT_TRUE(record(DataType::orders, rec).is_object());
+
+    ChangeSpec s;
+    s.change_id = std::string("delete-") + action;
+    s.record_id = rec;
+    s.action = action;
+    const Outcome o = commit_one(request(s));
+    ++seq;
+    EXPECT_EQ(o.status, OutcomeStatus::applied);
+    EXPECT_EQ(o.seq, seq);
+    EXPECT_TRUE(record(DataType::orders, rec).is_null());
+
+    const LogPage p = log("r1", seq - 1);
+    ASSERT_EQ(p.entries.size(), 1u);
+    EXPECT_EQ(p.entries[0].seq, seq);
+    EXPECT_EQ(p.entries[0].change.action, action);
+    EXPECT_EQ(p.entries[0].change.record_id, rec);
+  }
+  EXPECT_EQ(record_count(snap()), 0u);
+}
+
+TEST_P(StoreConformance, DeletingAnAbsentRecordIsStillLogged) {
+  ChangeSpec s;
+  s.change_id = "d1";
+  s.record_id = "ghost";
+  s.action = "deleted";
+  const Outcome o = commit_one(request(s));
+  EXPECT_EQ(o.status, OutcomeStatus::applied);
+  EXPECT_EQ(o.seq, 1u);
+  EXPECT_EQ(record_count(snap()), 0u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{1}));
+}
+
+TEST_P(StoreConformance, DeletionOnlyTouchesItsOwnRecord) {
+  commit({upd("c1", "keep", R"({"a":1})"), upd("c2", "drop", R"({"a":2})")});
+  ChangeSpec s;
+  s.change_id = "d1";
+  s.record_id = "drop";
+  s.action = "deleted";
+  commit_one(request(s));
+  const Snapshot sn = snap();
+  EXPECT_EQ(record_count(sn), 1u);
+  EXPECT_NE(find_record(sn, DataType::orders, "keep"), nullptr);
+}
+
+TEST_P(StoreConformance, RecordRecreatedAfterDeletionStartsFromScratch) {
+  commit_one(upd("c1", "o1", R"({"old":true,"n":1})"));
+  ChangeSpec s;
+  s.change_id = "d1";
+  s.record_id = "o1";
+  s.action = "removed";
+  commit_one(request(s));
+  commit_one(upd("c3", "o1", R"({"n":2})"));
+  const Snapshot sn = snap();
+  const json::object* r = find_record(sn, DataType::orders, "o1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_FALSE(r->contains("old")) << json::serialize(*r);
+  EXPECT_EQ(r->at("n"), json::value(2));
+  EXPECT_EQ(r->at("version"), json::value(3));
+}
+
+// ---- dedupe ----
+
+TEST_P(StoreConformance, DuplicateChangeIdAcrossCommitsIsNotReapplied) {
+  commit_one(upd("c1", "o1", R"({"v":"first"})"));
+  commit_one(upd("c2", "o2"));
+  const Outcome again = commit_one(upd("c1", "o1", R"({"v":"second"})"), kNow + 5000);
+  EXPECT_EQ(again.status, OutcomeStatus::duplicate);
+  EXPECT_EQ(again.change_id, "c1");
+  EXPECT_EQ(again.seq, 1u);
+  EXPECT_EQ(again.entry, nullptr);
+
+  EXPECT_EQ(head().seq, 2u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{1, 2}));
+  const Snapshot sn = snap();
+  const json::object* r = find_record(sn, DataType::orders, "o1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->at("v"), json::value("first"));
+  EXPECT_EQ(r->at("updated_at"), json::value(kNowIso));
+}
+
+TEST_P(StoreConformance, DuplicateWithinOneBatch) {
+  const auto outcomes = commit({upd("c1", "o1", R"({"v":"first"})"), upd("c2", "o2"),
+                                upd("c1", "o1", R"({"v":"second"})"), upd("c3", "o3")});
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_EQ(outcomes[0].status, OutcomeStatus::applied);
+  EXPECT_EQ(outcomes[2].status, OutcomeStatus::duplicate);
+  EXPECT_EQ(outcomes[2].change_id, "c1");
+  EXPECT_EQ(outcomes[2].seq, 1u);
+  EXPECT_EQ(outcomes[3].status, OutcomeStatus::applied);
+  EXPECT_EQ(outcomes[3].seq, 3u);  // no gap left by the duplicate
+  EXPECT_EQ(seqs_of(log()), (Seqs{1, 2, 3}));
+  EXPECT_EQ(field(DataType::orders, "o1", "v"), json::value("first"));
+}
+
+TEST_P(StoreConformance, SameChangeIdInAnotherRestaurantIsNotADuplicate) {
+  EXPECT_EQ(commit_one(upd("shared", "o1", "{}", "A")).status, OutcomeStatus::applied);
+  const Outcome b = commit_one(upd("shared", "o1", "{}", "B"));
+  EXPECT_EQ(b.status, OutcomeStatus::applied);
+  EXPECT_EQ(b.seq, 1u);
+}
+
+// ---- twins ----
+
+TEST_P(StoreConformance, TwinOfCommittedChangeIsADuplicateAlias) {
+  commit_one(upd("srv-typed", "o1", R"({"status":"open"})"));
+  ChangeSpec twin;
+  twin.change_id = "client-dc";
+  twin.record_id = "o1";
+  twin.data = R"({"id":"o1","status":"open"})";
+  twin.twin_of = "srv-typed";
+  const Outcome o = commit_one(request(twin));
+  EXPECT_EQ(o.status, OutcomeStatus::duplicate);
+  EXPECT_EQ(o.change_id, "client-dc");
+  EXPECT_EQ(o.seq, 1u);
+  EXPECT_EQ(head().seq, 1u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{1}));
+
+  // The later POST of the same data_change carries no twin_of: the alias alone is a duplicate.
+  const Outcome later = commit_one(upd("client-dc", "o1", R"({"id":"o1","status":"open"})"));
+  EXPECT_EQ(later.status, OutcomeStatus::duplicate);
+  EXPECT_EQ(later.seq, 1u);
+  EXPECT_EQ(head().seq, 1u);
+}
+
+TEST_P(StoreConformance, TwinInTheSameBatchAsItsOriginal) {
+  ChangeSpec twin;
+  twin.change_id = "client-dc";
+  twin.record_id = "o1";
+  twin.twin_of = "srv-typed";
+  const auto outcomes = commit({upd("srv-typed", "o1"), request(twin), upd("next", "o2")});
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].status, OutcomeStatus::applied);
+  EXPECT_EQ(outcomes[1].status, OutcomeStatus::duplicate);
+  EXPECT_EQ(outcomes[1].seq, 1u);
+  EXPECT_EQ(outcomes[2].seq, 2u);
+  EXPECT_EQ(commit_one(upd("client-dc", "o1")).status, OutcomeStatus::duplicate);
+}
+
+TEST_P(StoreConformance, TwinOfUnknownChangeIsAppliedAsItsOwnChange) {
+  commit_one(upd("c1", "o0"));
+  ChangeSpec twin;
+  twin.change_id = "client-dc";
+  twin.record_id = "o1";
+  twin.data = R"({"status":"new"})";
+  twin.twin_of = "srv-never-committed";
+  const Outcome o = commit_one(request(twin));
+  EXPECT_EQ(o.status, OutcomeStatus::applied);
+  EXPECT_EQ(o.change_id, "client-dc");
+  EXPECT_EQ(o.seq, 2u);
+  const Snapshot sn = snap();
+  const json::object* r = find_record(sn, DataType::orders, "o1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->at("status"), json::value("new"));
+  // Its own change id now dedupes; the unknown one was not registered by it.
+  EXPECT_EQ(commit_one(upd("client-dc", "o1")).status, OutcomeStatus::duplicate);
+  EXPECT_EQ(commit_one(upd("srv-never-committed", "o1")).status, OutcomeStatus::applied);
+}
+
+TEST_P(StoreConformance, TwinOfAChangeOfAnotherRestaurantIsNotAnAlias) {
+  commit_one(upd("srv-typed", "o1", "{}", "B"));
+  ChangeSpec twin;
+  twin.restaurant = "A";
+  twin.change_id = "client-dc";
+  twin.record_id = "o1";
+  twin.twin_of = "srv-typed";
+  const Outcome o = commit_one(request(twin));
+  EXPECT_EQ(o.status, OutcomeStatus::applied);
+  EXPECT_EQ(o.seq, 1u);
+}
+
+// ---- optimistic concurrency ----
+
+TEST_P(StoreConformance, MatchingBaseVersionIsApplied) {
+  ChangeSpec s;
+  s.record_id = "o1";
+  s.change_id = "c1";
+  s.base_version = 0;  // 0: the record must not exist yet
+  s.data = R"({"n":1})";
+  EXPECT_EQ(commit_one(request(s)).status, OutcomeStatus::applied);
+  commit_one(upd("c2", "o2"));  // seq 2 elsewhere
+  s.change_id = "c3";
+  s.base_version = 1;
+  s.data = R"({"n":2})";
+  const Outcome o = commit_one(request(s));
+  EXPECT_EQ(o.status, OutcomeStatus::applied);
+  EXPECT_EQ(o.seq, 3u);
+  s.change_id = "c4";
+  s.base_version = 3;
+  EXPECT_EQ(commit_one(request(s)).status, OutcomeStatus::applied);
+  EXPECT_EQ(field(DataType::orders, "o1", "version"), json::value(4));
+}
+
+TEST_P(StoreConformance, MismatchingBaseVersionIsRejectedWithTheCurrentRecord) {
+  commit_one(upd("c1", "o1", R"({"n":1})"));
+  const json::value before = record(DataType::orders, "o1");
+
+  ChangeSpec s;
+  s.change_id = "stale";
+  s.record_id = "o1";
+  s.data = R"({"n":99})";
+  s.base_version = 7;
+  const Outcome o = commit_one(request(s));
+  EXPECT_EQ(o.status, OutcomeStatus::rejected);
+  EXPECT_EQ(o.change_id, "stale");
+  EXPECT_EQ(o.error.code, "conflict");
+  EXPECT_FALSE(o.error.message.empty());
+  EXPECT_EQ(o.seq, 0u);
+  EXPECT_EQ(o.entry, nullptr);
+  EXPECT_EQ(o.current, before) << json::serialize(o.current);
+
+  // Nothing was applied: record, head, log unchanged; the change id was not consumed.
+  EXPECT_EQ(record(DataType::orders, "o1"), before);
+  EXPECT_EQ(head().seq, 1u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{1}));
+  s.base_version = 1;
+  const Outcome retry = commit_one(request(s));
+  EXPECT_EQ(retry.status, OutcomeStatus::applied);
+  EXPECT_EQ(retry.seq, 2u);
+}
+
+TEST_P(StoreConformance, BaseVersionAgainstAnAbsentRecordGivesNullCurrent) {
+  ChangeSpec s;
+  s.change_id = "c1";
+  s.record_id = "nope";
+  s.base_version = 1;
+  const Outcome o = commit_one(request(s));
+  EXPECT_EQ(o.status, OutcomeStatus::rejected);
+  EXPECT_EQ(o.error.code, "conflict");
+  EXPECT_TRUE(o.current.is_null()) << json::serialize(o.current);
+  EXPECT_FALSE(head().exists);
+  EXPECT_EQ(record_count(snap()), 0u);
+}
+
+TEST_P(StoreConformance, BaseVersionAgainstADeletedRecordGivesNullCurrent) {
+  commit_one(upd("c1", "o1"));
+  ChangeSpec del;
+  del.change_id = "d1";
+  del.record_id = "o1";
+  del.action = "deleted";
+  commit_one(request(del));
+  ChangeSpec s;
+  s.change_id = "c3";
+  s.record_id = "o1";
+  s.base_version = 1;
+  const Outcome o = commit_one(request(s));
+  EXPECT_EQ(o.status, OutcomeStatus::rejected);
+  EXPECT_TRUE(o.current.is_null());
+}
+
+TEST_P(StoreConformance, ConflictDoesNotStopTheRestOfTheBatch) {
+  commit_one(upd("c1", "o1", R"({"n":1})"));
+  ChangeSpec stale;
+  stale.change_id = "stale";
+  stale.record_id = "o1";
+  stale.data = R"({"n":99})";
+  stale.base_version = 5;
+  const auto outcomes =
+      commit({upd("c2", "o2", R"({"m":1})"), request(stale), upd("c3", "o1", R"({"n":2})")});
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].status, OutcomeStatus::applied);
+  EXPECT_EQ(outcomes[0].seq, 2u);
+  EXPECT_EQ(outcomes[1].status, OutcomeStatus::rejected);
+  EXPECT_EQ(outcomes[1].error.code, "conflict");
+  EXPECT_EQ(outcomes[2].status, OutcomeStatus::applied);
+  EXPECT_EQ(outcomes[2].seq, 3u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{1, 2, 3}));
+  const Snapshot sn = snap();
+  EXPECT_EQ(field(DataType::orders, "o1", "n"), json::value(2));
+  EXPECT_NE(find_record(sn, DataType::orders, "o2"), nullptr);
+}
+
+TEST_P(StoreConformance, BaseVersionSeesEarlierChangesOfTheSameBatch) {
+  ChangeSpec first;
+  first.change_id = "c1";
+  first.record_id = "o1";
+  ChangeSpec second = first;
+  second.change_id = "c2";
+  second.base_version = 1;
+  ChangeSpec stale = first;
+  stale.change_id = "c3";
+  stale.base_version = 1;  // the record is at version 2 by now
+  const auto outcomes = commit({request(first), request(second), request(stale)});
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[1].status, OutcomeStatus::applied);
+  EXPECT_EQ(outcomes[2].status, OutcomeStatus::rejected);
+  EXPECT_EQ(outcomes[2].current.as_object().at("version"), json::value(2));
+}
+
+// ---- reading the log ----
+
+TEST_P(StoreConformance, ReadLogPagesByAfterAndLimit) {
+  std::vector<ChangeRequest> batch;
+  for (int i = 1; i <= 10; ++i) batch.push_back(upd("c" + std::to_string(i), "o1"));
+  commit(std::move(batch));
+
+  EXPECT_EQ(seqs_of(log("r1", 0, 3)), (Seqs{1, 2, 3}));
+  EXPECT_EQ(seqs_of(log("r1", 3, 3)), (Seqs{4, 5, 6}));
+  EXPECT_EQ(seqs_of(log("r1", 6, 3)), (Seqs{7, 8, 9}));
+  EXPECT_EQ(seqs_of(log("r1", 9, 3)), (Seqs{10}));
+  EXPECT_TRUE(log("r1", 10, 3).entries.empty());
+  EXPECT_TRUE(log("r1", 500, 3).entries.empty());
+  EXPECT_TRUE(log("r1", 0, 0).entries.empty());
+  EXPECT_EQ(log("r1", 0, std::numeric_limits<std::size_t>::max()).entries.size(), 10u);
+  EXPECT_EQ(log("r1", 4, 1).entries.at(0).change.change_id, "c5");
+
+  const LogPage p = log("r1", 2, 2);
+  EXPECT_TRUE(p.head.exists);
+  EXPECT_EQ(p.head.seq, 10u);
+  EXPECT_EQ(p.head.pruned_seq, 0u);
+}
+
+TEST_P(StoreConformance, HeadTracksTheLastSeq) {
+  EXPECT_FALSE(head().exists);
+  commit({upd("c1", "o1"), upd("c2", "o1")});
+  EXPECT_EQ(head().seq, 2u);
+  commit_one(upd("c3", "o1"));
+  EXPECT_EQ(head().seq, 3u);
+  commit_one(upd("c3", "o1"));  // duplicate: no new seq
+  EXPECT_EQ(head().seq, 3u);
+}
+
+// ---- snapshot ----
+
+TEST_P(StoreConformance, SnapshotHasEveryLiveRecordOfEveryTypeAndItsSeq) {
+  std::vector<ChangeRequest> batch;
+  int n = 0;
+  for (const auto& d : kDataTypes) {
+    for (const char* id : {"x", "y"}) {
+      ChangeSpec s;
+      s.change_id = "c" + std::to_string(++n);
+      s.type = d.type;
+      s.record_id = std::string(d.name) + "-" + id;
+      s.data = R"({"type":")" + std::string(d.name) + R"("})";
+      batch.push_back(request(s));
+    }
+  }
+  ChangeSpec del;
+  del.change_id = "del";
+  del.type = DataType::printers;
+  del.record_id = "printers-y";
+  del.action = "removed";
+  batch.push_back(request(del));
+  commit(std::move(batch));
+
+  const Snapshot sn = snap();
+  EXPECT_TRUE(sn.head.exists);
+  EXPECT_EQ(sn.head.seq, 13u);
+  for (const auto& d : kDataTypes) {
+    SCOPED_TRACE(d.name);
+    const auto& records = sn.records[static_cast<std::size_t>(d.type)];
+    const std::size_t expected = d.type == DataType::printers ? 1 : 2;
+    EXPECT_EQ(records.size(), expected);
+    for (const auto& r : records) EXPECT_EQ(r.at("type"), json::value(d.name));
+    EXPECT_NE(find_record(sn, d.type, std::string(d.name) + "-x"), nullptr);
+  }
+  EXPECT_EQ(find_record(sn, DataType::printers, "printers-y"), nullptr);
+}
+
+// ---- retention ----
+
+TEST_P(StoreConformance, RetentionPrunesOldEntriesAndKeepsRecentOnes) {
+  for (int i = 1; i <= 10; ++i) {
+    commit_one(upd("c" + std::to_string(i), "o" + std::to_string(i), R"({"i":1})"), kNow, 4);
+  }
+  const LogHead h = head();
+  EXPECT_EQ(h.seq, 10u);
+  EXPECT_EQ(h.pruned_seq, 6u);
+  const LogPage p = log();
+  EXPECT_EQ(p.head.pruned_seq, 6u);
+  EXPECT_EQ(seqs_of(p), (Seqs{7, 8, 9, 10}));
+
+  // Recent change ids still dedupe with their seq.
+  const Outcome dup = commit_one(upd("c9", "o9"), kNow, 4);
+  EXPECT_EQ(dup.status, OutcomeStatus::duplicate);
+  EXPECT_EQ(dup.seq, 9u);
+
+  // Pruning the log never removes records.
+  const Snapshot sn = snap();
+  EXPECT_EQ(record_count(sn), 10u);
+  EXPECT_NE(find_record(sn, DataType::orders, "o1"), nullptr);
+}
+
+TEST_P(StoreConformance, RetentionInOneLargeBatch) {
+  std::vector<ChangeRequest> batch;
+  for (int i = 1; i <= 20; ++i) batch.push_back(upd("c" + std::to_string(i), "o1"));
+  commit(std::move(batch), kNow, 5);
+  EXPECT_EQ(head().pruned_seq, 15u);
+  EXPECT_EQ(seqs_of(log()), (Seqs{16, 17, 18, 19, 20}));
+}
+
+TEST_P(StoreConformance, RetentionKeepsAtLeastTheRetainedWindow) {
+  constexpr std::uint64_t kRetain = 32;
+  std::uint64_t last_pruned = 0;
+  for (std::uint64_t i = 1; i <= 100; ++i) {
+    commit_one(upd("c" + std::to_string(i), "o1"), kNow, kRetain);
+    const LogPage p = log("r1", 0, 1000);
+    ASSERT_EQ(p.head.seq, i);
+    EXPECT_GE(p.head.pruned_seq, last_pruned) << "pruned_seq went back at seq " << i;
+    last_pruned = p.head.pruned_seq;
+    // Never more pruned than allowed; the log starts right after pruned_seq, without holes.
+    ASSERT_LE(p.head.pruned_seq + kRetain, std::max(i, kRetain)) << "at seq " << i;
+    ASSERT_EQ(p.entries.size(), i - p.head.pruned_seq) << "at seq " << i;
+    ASSERT_FALSE(p.entries.empty());
+    EXPECT_EQ(p.entries.front().seq, p.head.pruned_seq + 1) << "at seq " << i;
+  }
+  EXPECT_GT(last_pruned, 50u);  // pruning did happen, in amortized steps
+}
+
+TEST_P(StoreConformance, RetentionZeroKeepsEverything) {
+  for (int i = 1; i <= 20; ++i) commit_one(upd("c" + std::to_string(i), "o1"), kNow, 0);
+  EXPECT_EQ(head().pruned_seq, 0u);
+  EXPECT_EQ(log().entries.size(), 20u);
+  EXPECT_EQ(commit_one(upd("c1", "o1")).status, OutcomeStatus::duplicate);
+}
+
+TEST_P(StoreConformance, RetentionIsPerRestaurant) {
+  for (int i = 1; i <= 10; ++i) {
+    commit({upd("a" + std::to_string(i), "o1", "{}", "A")}, kNow, 3);
+  }
+  commit({upd("b1", "o1", "{}", "B"), upd("b2", "o1", "{}", "B")}, kNow, 3);
+  EXPECT_EQ(head("A").pruned_seq, 7u);
+  EXPECT_EQ(head("B").pruned_seq, 0u);
+  EXPECT_EQ(seqs_of(log("B")), (Seqs{1, 2}));
+}
+
+// ---- tenant isolation ----
+
+TEST_P(StoreConformance, RestaurantsNeverSeeEachOthersData) {
+  ChangeSpec a;
+  a.restaurant = "A";
+  a.change_id = "same-change";
+  a.record_id = "same-record";
+  a.data = R"({"owner":"A","secret":"a"})";
+  ChangeSpec b = a;
+  b.restaurant = "B";
+  b.data = R"({"owner":"B"})";
+  ChangeSpec b2 = b;
+  b2.change_id = "b-only";
+  b2.record_id = "b-record";
+  b2.type = DataType::users;
+  commit({request(a), request(b), request(b2)});
+
+  const Snapshot sa = snap("A");
+  EXPECT_EQ(record_count(sa), 1u);
+  const json::object* ra = find_record(sa, DataType::orders, "same-record");
+  ASSERT_NE(ra, nullptr);
+  EXPECT_EQ(ra->at("owner"), json::value("A"));
+  EXPECT_EQ(sa.head.seq, 1u);
+
+  const Snapshot sb = snap("B");
+  EXPECT_EQ(record_count(sb), 2u);
+  const json::object* rb = find_record(sb, DataType::orders, "same-record");
+  ASSERT_NE(rb, nullptr);
+  EXPECT_EQ(*rb, json::parse(R"({"owner":"B","id":"same-record","version":1,
+                                "updated_at":"2026-11-26T03:45:41.123Z"})"));
+  EXPECT_EQ(sb.head.seq, 2u);
+
+  for (const auto& e : log("A").entries) EXPECT_EQ(e.change.restaurant_id, "A");
+  for (const auto& e : log("B").entries) EXPECT_EQ(e.change.restaurant_id, "B");
+  EXPECT_EQ(log("A").entries.size(), 1u);
+  EXPECT_EQ(log("B").entries.size(), 2u);
+
+  // A restaurant whose name is a prefix of another's sees nothing of it.
+  EXPECT_FALSE(head("").exists);
+  EXPECT_EQ(record_count(snap("AB")), 0u);
+
+  // A's deletion does not touch B's record with the same id.
+  ChangeSpec del = a;
+  del.change_id = "del";
+  del.action = "deleted";
+  commit_one(request(del));
+  EXPECT_EQ(record_count(snap("A")), 0u);
+  EXPECT_NE(find_record(snap("B"), DataType::orders, "same-record"), nullptr);
+}
+
+TEST_P(StoreConformance, ConflictChecksOnlyTheOwnRestaurantsRecord) {
+  commit_one(upd("c1", "o1", "{}", "B"));
+  commit_one(upd("c2", "o1", "{}", "B"));  // B's o1 is at version 2
+  ChangeSpec s;
+  s.restaurant = "A";
+  s.change_id = "c3";
+  s.record_id = "o1";
+  s.base_version = 2;
+  const Outcome o = commit_one(request(s));
+  EXPECT_EQ(o.status, OutcomeStatus::rejected);
+  EXPECT_TRUE(o.current.is_null()) << json::serialize(o.current);
+}
+
+// ---- concurrency: reads run alongside the (single) committing thread ----
+
+TEST_P(StoreConformance, ReadsDuringCommitsSeeConsistentPrefixes) {
+  constexpr int kCommits = 150;
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        auto p = store_->read_log("r1", 0, 100000);
+        if (!p) {
+          ++failures;
+          continue;
+        }
+        for (std::size_t i = 0; i < p->entries.size(); ++i) {
+          if (p->entries[i].seq != i + 1) ++failures;
+        }
+        if (p->entries.size() != p->head.seq) ++failures;
+        auto s = store_->snapshot("r1");
+        if (!s) {
+          ++failures;
+          continue;
+        }
+        // Each commit adds one record: the snapshot's records match its seq.
+        if (s->records[0].size() != s->head.seq) ++failures;
+      }
+    });
+  }
+  for (int i = 1; i <= kCommits; ++i) {
+    commit_one(upd("c" + std::to_string(i), "o" + std::to_string(i)));
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(head().seq, static_cast<std::uint64_t>(kCommits));
+}
+
+std::unique_ptr<Store> open_sqlite_at(const fs::path& dir) {
+  auto store = open_sqlite_store({(dir / "possync.db").string(), 2});
+  if (!store) {
+    ADD_FAILURE() << "open_sqlite_store: " << store.error().code << ": " << store.error().message;
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllStores, StoreConformance,
+    testing::Values(StoreFactory{"Memory", [](const fs::path&) { return make_memory_store(); }},
+                    StoreFactory{"Sqlite", open_sqlite_at}),
+    [](const testing::TestParamInfo<StoreFactory>& info) { return std::string(info.param.name); });
+
+// ---- SQLite only ----
+
+class SqliteStoreTest : public testing::Test {
+ protected:
+  std::string db_path() const { return (dir_.path() / "possync.db").string(); }
+  std::unique_ptr<Store> open() {
+    auto store = open_sqlite_store({db_path(), 2});
+    EXPECT_TRUE(store.has_value()) << (store ? "" : store.error().message);
+    return store ? std::move(*store) : nullptr;
+  }
+  static std::vector<Outcome> commit(Store& s, std::vector<ChangeRequest> batch,
+                                     std::uint64_t retain = 0) {
+    auto r = s.commit(batch, {kNow, retain});
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+    return r ? std::move(*r) : std::vector<Outcome>{};
+  }
+  TempDir dir_;
+};
+
+TEST_F(SqliteStoreTest, DescribeNamesThePath) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->describe(), "sqlite:" + db_path());
+}
+
+TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    ChangeSpec del;
+    del.change_id = "d1";
+    del.record_id = "o2";
+    del.action = "deleted";
+    commit(*store, {upd("c1", "o1", R"({"status":"open","n":[1,2]})"), upd("c2", "o2"),
+                    request(del), upd("b1", "o1", R"({"b":true})", "B")});
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  auto head = store->head("r1");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_TRUE(head->exists);
+  EXPECT_EQ(head->seq, 3u);
+
+  auto page = store->read_log("r1", 0, 100);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->entries.size(), 3u);
+  EXPECT_EQ(page->entries[0].change.change_id, "c1");
+  EXPECT_EQ(page->entries[0].change.data, json::parse(R"({"status":"open","n":[1,2]})"));
+  EXPECT_EQ(page->entries[0].change.device_id, "dev-1");
+  EXPECT_EQ(page->entries[0].change.user_id, "user-1");
+  EXPECT_EQ(page->entries[0].committed_at_ms, kNow);
+  EXPECT_EQ(page->entries[2].change.action, "deleted");
+
+  auto snap = store->snapshot("r1");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(record_count(*snap), 1u);
+  const json::object* r = find_record(*snap, DataType::orders, "o1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(*r, json::parse(R"({"status":"open","n":[1,2],"id":"o1","version":1,
+                               "updated_at":"2026-11-26T03:45:41.123Z"})"));
+
+  // New commits continue the sequence.
+  const auto outcomes = commit(*store, {upd("c4", "o1")});
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].seq, 4u);
+  EXPECT_EQ(store->head("B")->seq, 1u);
+}
+
+TEST_F(SqliteStoreTest, SecondOpenWhileOpenFails) {
+  auto first = open();
+  ASSERT_NE(first, nullptr);
+  auto second = open_sqlite_store({db_path(), 2});
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, "store_unavailable");
+  EXPECT_FALSE(second.error().message.empty());
+  EXPECT_TRUE(fs::exists(db_path() + ".lock"));
+
+  // The first store is unaffected, and once it is closed the path can be opened again.
+  EXPECT_EQ(commit(*first, {upd("c1", "o1")}).at(0).status, OutcomeStatus::applied);
+  first.reset();
+  auto third = open();
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->head("r1")->seq, 1u);
+}
+
+TEST_F(SqliteStoreTest, ReopenPreservesDedupeAndTwinAliases) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    commit(*store, {upd("c1", "o1", R"({"v":1})")});
+    ChangeSpec twin;
+    twin.change_id = "client-dc";
+    twin.record_id = "o1";
+    twin.twin_of = "c1";
+    EXPECT_EQ(commit(*store, {request(twin)}).at(0).status, OutcomeStatus::duplicate);
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const auto outcomes =
+      commit(*store, {upd("c1", "o1", R"({"v":2})"), upd("client-dc", "o1", R"({"v":3})")});
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(outcomes[0].status, OutcomeStatus::duplicate);
+  EXPECT_EQ(outcomes[0].seq, 1u);
+  EXPECT_EQ(outcomes[1].status, OutcomeStatus::duplicate);
+  EXPECT_EQ(outcomes[1].seq, 1u);
+  EXPECT_EQ(store->head("r1")->seq, 1u);
+  EXPECT_EQ(field_of(*store, "r1", DataType::orders, "o1", "v"), json::value(1));
+}
+
+TEST_F(SqliteStoreTest, ReopenPreservesPruning) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    for (int i = 1; i <= 10; ++i) commit(*store, {upd("c" + std::to_string(i), "o1")}, 4);
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto page = store->read_log("r1", 0, 100);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->head.pruned_seq, 6u);
+  EXPECT_EQ(seqs_of(*page), (Seqs{7, 8, 9, 10}));
+}
+
+TEST_F(SqliteStoreTest, OpenCreatesMissingParentDirectories) {
+  const std::string nested = (dir_.path() / "a" / "b" / "db.sqlite").string();
+  auto store = open_sqlite_store({nested, 1});
+  ASSERT_TRUE(store.has_value()) << store.error().message;
+  EXPECT_TRUE(fs::exists(nested));
+}
+
+// Store contract: "when it returns an Error, nothing of the batch was stored and every request in
+// it may be retried". A failing statement is injected with a trigger added through a separate
+// connection (SQLite's own locking, not the lock file, applies to it).
+TEST_F(SqliteStoreTest, FailedCommitStoresNothingAndTheStoreKeepsWorking) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  commit(*store, {upd("c1", "o1")});
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
+    char* err = nullptr;
+    const int rc =
+        sqlite3_exec(raw,
+                     "CREATE TRIGGER fail_boom BEFORE INSERT ON log "
+                     "WHEN NEW.record_id = 'boom' BEGIN SELECT RAISE(ABORT, 'injected'); "
+                     "END;",
+                     nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(raw);
+  }
+
+  auto failed =
+      store->commit(std::vector<ChangeRequest>{upd("c2", "o2"), upd("c3", "boom")}, {kNow, 0});
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, "store_unavailable");
+  EXPECT_EQ(store->head("r1")->seq, 1u);
+  EXPECT_TRUE(record_of(*store, "r1", DataType::orders, "o2").is_null());
+
+  // The same requests minus the failing one may be retried and must now succeed.
+  auto retried = store->commit(std::vector<ChangeRequest>{upd("c2", "o2")}, {kNow, 0});
+  ASSERT_TRUE(retried.has_value()) << retried.error().message;
+  EXPECT_EQ(retried->at(0).status, OutcomeStatus::applied);
+  EXPECT_EQ(retried->at(0).seq, 2u);
+  auto more = store->commit(std::vector<ChangeRequest>{upd("c4", "o4")}, {kNow, 0});
+  ASSERT_TRUE(more.has_value()) << more.error().message;
+  EXPECT_EQ(more->at(0).seq, 3u);
+}
+
+}  // namespace
+}  // namespace possync
