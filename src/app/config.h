@@ -36,7 +36,7 @@ struct Config {
 };
 
 // Parses argv and the environment. Returns the Config, or an exit code when the program should
-// stop at once (--help: 0; a bad option: 2, after printing why).
+// stop at once (--help: 0; a bad option: CLI11's non-zero code, after printing why).
 struct ParsedConfig {
   std::optional<Config> config;
   int exit_code = 0;

@@ -69,7 +69,9 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     spdlog::info("received signal {}, shutting down", signal);
     ctx.stopping = true;
     listener->stop();
-    // Close the WebSockets once every change already received is committed and its ack queued.
+    // Changes arriving from now on are refused (shutting_down); close the WebSockets once every
+    // change received before is committed and its ack queued.
+    pipeline.stop_intake();
     pipeline.flush([&] {
       net::post(ioc, [&] {
         for (auto& s : hub.all_subscribers()) s->shutdown();

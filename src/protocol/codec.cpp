@@ -97,12 +97,17 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
     type = t->get_string();
   }
 
+  const DataTypeInfo* typed = data_type_by_typed_update(type);
+  if (typed == nullptr && type != "data_change") {
+    return Error{errc::kUnknownType, fmt::format("unknown change type '{}'", type)};
+  }
+
   const auto* data = msg.if_contains("data");
   if (data == nullptr || data->is_null()) return missing("data");
   if (!data->is_object()) return wrong_type("data", "an object");
   c.data = data->get_object();
 
-  if (type == "data_change") {
+  if (typed == nullptr) {
     const auto* v = msg.if_contains("data_type");
     if (v == nullptr || v->is_null()) return missing("data_type");
     if (!v->is_string()) return wrong_type("data_type", "a string");
@@ -118,7 +123,8 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
     if (!id) return Error{errc::kInvalidField, "field 'data.id' must be a string or an integer"};
     if (!*id) return missing("data.id");
     c.record_id = std::move(**id);
-  } else if (const auto* d = data_type_by_typed_update(type)) {
+  } else {
+    const auto* d = typed;
     out.typed = true;
     c.data_type = d->type;
     if (d->type == DataType::users) {
@@ -140,8 +146,6 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
       if (!*id) return missing(d->id_field);
       c.record_id = std::move(**id);
     }
-  } else {
-    return Error{errc::kUnknownType, fmt::format("unknown change type '{}'", type)};
   }
   if (!c.record_id.empty() || !out.record_id_from_user_id) {
     if (auto e = check_id_field("record id", c.record_id, limits.max_id_bytes)) return *e;

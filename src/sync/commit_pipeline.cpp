@@ -18,7 +18,7 @@ CommitPipeline::~CommitPipeline() {
 bool CommitPipeline::submit(ChangeRequest request, Completion done) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) return false;
+    if (stopping_ || intake_closed_) return false;
     queue_.push_back({std::move(request), std::move(done), {}});
   }
   cv_.notify_one();
@@ -35,6 +35,11 @@ void CommitPipeline::flush(std::function<void()> done) {
   }
   cv_.notify_one();
   if (done) done();
+}
+
+void CommitPipeline::stop_intake() {
+  std::lock_guard lock(mutex_);
+  intake_closed_ = true;
 }
 
 void CommitPipeline::stop() {

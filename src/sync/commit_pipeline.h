@@ -37,12 +37,16 @@ class CommitPipeline {
   CommitPipeline(const CommitPipeline&) = delete;
   CommitPipeline& operator=(const CommitPipeline&) = delete;
 
-  // Queues one request. Returns false (and does not call `done`) once stop() has begun.
+  // Queues one request. Returns false (and does not call `done`) once stop_intake() or stop()
+  // has been called.
   bool submit(ChangeRequest request, Completion done);
 
   // Calls `done` on the writer thread once everything submitted before this call has been
   // committed and its completions have run (at once if the pipeline is stopping).
   void flush(std::function<void()> done);
+
+  // From now on submit() returns false; what was queued before is still committed.
+  void stop_intake();
 
   // Commits everything already queued, then joins the writer thread. Idempotent.
   void stop();
@@ -63,6 +67,7 @@ class CommitPipeline {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  bool intake_closed_ = false;
   std::thread writer_;
 };
 

@@ -276,6 +276,20 @@ struct SyncBatch {
   }
 };
 
+// Today's app names the author in each POSTed change (`user_id`), not in the body. In a typed
+// user_update that key holds the record instead, so it is not taken as the author there.
+Origin RestApi::entry_origin(const Origin& body, const json::object& entry) const {
+  const auto* user = entry.if_contains("user_id");
+  const auto* type = entry.if_contains("type");
+  if (user == nullptr || !user->is_string() ||
+      (type && type->is_string() && type->get_string() == "user_update")) {
+    return body;
+  }
+  Origin origin = body;
+  if (!check_id(user->get_string(), ctx_.config.max_id_bytes)) origin.user_id = user->get_string();
+  return origin;
+}
+
 void RestApi::sync(const Request& req, Respond respond) {
   auto body = parse_object(req.body());
   if (!body) {
@@ -340,7 +354,8 @@ void RestApi::sync(const Request& req, Respond respond) {
       out.error = {errc::kInvalidMessage, "each change must be a JSON object"};
       continue;
     }
-    auto change = decode_change(list[i].get_object(), origin, ctx_.limits);
+    auto change = decode_change(list[i].get_object(), entry_origin(origin, list[i].get_object()),
+                                ctx_.limits);
     if (!change) {
       if (const auto* c = list[i].get_object().if_contains("change_id"); c && c->is_string()) {
         out.change_id = c->get_string();

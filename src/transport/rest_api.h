@@ -36,6 +36,7 @@ class RestApi {
                           std::size_t limit, Respond& respond);
   void sync(const Request& req, Respond respond);
   bool restaurant_exists(const std::string& id, const LogHead& head) const;
+  Origin entry_origin(const Origin& body, const boost::json::object& entry) const;
 
   ServerContext& ctx_;
 };

@@ -190,11 +190,10 @@ void WsSession::flush_deferred() {
 void WsSession::submit(ChangeRequest request) {
   auto self = shared_from_this();
   const std::string change_id = request.change.change_id;
-  const bool queued =
-      !ctx_.stopping && ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
-        net::post(self->ws_.get_executor(),
-                  [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
-      });
+  const bool queued = ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
+    net::post(self->ws_.get_executor(),
+              [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
+  });
   if (!queued) {
     Outcome rejected;
     rejected.change_id = change_id;

@@ -1,0 +1,78 @@
+"""Starting the binary: options, environment variables, refusing a port or a store in use."""
+
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import SERVER_BIN, ServerTestCase, async_test, data_change
+
+
+def run_binary(*args, env=None, timeout=30):
+    return subprocess.run([SERVER_BIN, *args], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
+
+
+class StartupTest(ServerTestCase):
+
+    def test_help_and_invalid_options(self):
+        res = run_binary("--help")
+        self.assertEqual(res.returncode, 0)
+        for option in ("--port", "--store", "--max-frame-bytes", "--max-outbound-bytes",
+                       "--idle-timeout", "--retain-changes", "--twin-window-ms"):
+            self.assertIn(option, res.stdout)
+        for args, named in ((["--max-frame-bytes", "10"], "--max-frame-bytes"),
+                            (["--idle-timeout", "0"], "--idle-timeout"),
+                            (["--port", "abc"], "--port"),
+                            (["--log-level", "loud"], "--log-level"),
+                            (["--no-such-option"], "--no-such-option")):
+            with self.subTest(args):
+                res = run_binary(*args, "--store", "memory")
+                self.assertNotEqual(res.returncode, 0)
+                self.assertIn(named, res.stdout + res.stderr)
+        res = run_binary("--store", "bogus:x", "--port", "0")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("unsupported store", res.stdout + res.stderr)
+        res = run_binary("--host", "not-an-address", "--store", "memory", "--port", "0")
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("--host", res.stdout + res.stderr)
+
+    def test_store_and_port_in_use_are_refused(self):
+        first = self.start_server()  # sqlite
+        # The same sqlite file: refused (two writers would break seq order), exit 1.
+        with tempfile.TemporaryDirectory() as tmp:
+            res = run_binary("--host", "127.0.0.1", "--port", "0", "--store", first.store)
+            self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+            self.assertIn("in use by another possync-server process", res.stdout + res.stderr)
+            # The same port: refused, exit 1.
+            res = run_binary("--host", "127.0.0.1", "--port", str(first.port), "--store",
+                             "sqlite:" + os.path.join(tmp, "other.db"))
+            self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+            self.assertIn("cannot bind", res.stdout + res.stderr)
+        self.assertEqual(first.http("GET", "/api/health")[0], 200)
+        # Once the first server is gone, the store opens again (the lock died with it).
+        first.kill()
+        first.start()
+        self.assertEqual(first.http("GET", "/api/health")[0], 200)
+
+    @async_test()
+    async def test_options_from_environment_and_command_line_wins(self):
+        server = self.start_server(store="memory",
+                                   env={"POSSYNC_MAX_FRAME_BYTES": "2048",
+                                        "POSSYNC_MAX_BODY_BYTES": "1024"},
+                                   extra_args=["--max-body-bytes", "65536"])
+        c = await server.connect("R", "A")
+        msg = data_change("orders", "o", "updated", change_id="c1", pad="x" * 2500)
+        # --max-body-bytes from the command line beats the environment: a 3 KB POST is fine.
+        status, _, body = await server.ahttp("POST", "/api/sync", {
+            "restaurant_id": "R", "device_id": "P", "changes": [msg]})
+        self.assertEqual((status, body["results"][0]["status"]), (200, "applied"))
+        # POSSYNC_MAX_FRAME_BYTES=2048: the same change over the WebSocket is too big.
+        self.assertGreater(len(json.dumps(msg)), 2048)
+        await c.send(msg)
+        self.assertEqual(await c.wait_closed(), 1009)
+
+
+if __name__ == "__main__":
+    unittest.main()
