@@ -47,11 +47,6 @@ Result<std::optional<std::uint64_t>> optional_seq(const json::object& o, std::st
   return wrong_type(field, "a non-negative integer");
 }
 
-// "No user" is null on the wire, as today's app sends it.
-json::value user_id_json(const std::string& user_id) {
-  return user_id.empty() ? json::value(nullptr) : json::value(user_id);
-}
-
 json::object envelope(std::string_view type) {
   json::object o;
   o["type"] = type;
@@ -66,6 +61,10 @@ std::optional<Error> check_id_field(std::string_view field, std::string_view val
     return Error{errc::kInvalidField, fmt::format("field '{}' {}", field, *why)};
   }
   return std::nullopt;
+}
+
+json::value user_id_json(const std::string& user_id) {
+  return user_id.empty() ? json::value(nullptr) : json::value(user_id);
 }
 
 Error user_update_without_id() {

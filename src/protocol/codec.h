@@ -62,6 +62,9 @@ Result<ClientMessage> decode_message(const boost::json::object& msg, const Origi
 Result<ChangeMsg> decode_change(const boost::json::object& msg, const Origin& origin,
                                 const ProtocolLimits& limits);
 
+// A user id as it goes on the wire: "no user" is null, as today's app sends it.
+boost::json::value user_id_json(const std::string& user_id);
+
 // The error for a typed user_update that names no user (neither `data.id` nor `user_id`).
 Error user_update_without_id();
 

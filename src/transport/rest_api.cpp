@@ -61,6 +61,20 @@ bool RestApi::restaurant_exists(const std::string& id, const LogHead& head) cons
   return head.exists || ctx_.hub.has_room(id);
 }
 
+template <class T>
+bool RestApi::found(const Request& req, const std::string& id, const Result<T>& read,
+                    const LogHead& head, Respond& respond) const {
+  if (!read) {
+    respond(error(req, http::status::service_unavailable, read.error()));
+    return false;
+  }
+  if (!restaurant_exists(id, head)) {
+    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
+    return false;
+  }
+  return true;
+}
+
 void RestApi::handle(const Request& req, Respond respond) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
@@ -149,20 +163,13 @@ void RestApi::health(const Request& req, Respond& respond) {
 
 void RestApi::restaurant_status(const Request& req, const std::string& id, Respond& respond) {
   auto head = ctx_.store.head(id);
-  if (!head) {
-    respond(error(req, http::status::service_unavailable, head.error()));
-    return;
-  }
-  if (!restaurant_exists(id, *head)) {
-    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
-    return;
-  }
+  if (!found(req, id, head, head ? *head : LogHead{}, respond)) return;
   json::array devices;
   for (const auto& d : ctx_.hub.devices(id)) {
     json::object o{{"device_id", d.device_id},
                    {"connected_at", iso8601_utc(d.connected_at_ms)},
                    {"last_seen", iso8601_utc(d.last_seen_ms)}};
-    o["user_id"] = d.user_id.empty() ? json::value(nullptr) : json::value(d.user_id);
+    o["user_id"] = user_id_json(d.user_id);
     devices.push_back(std::move(o));
   }
   json::object o{{"restaurant_id", id}, {"device_count", devices.size()}, {"seq", head->seq}};
@@ -172,14 +179,7 @@ void RestApi::restaurant_status(const Request& req, const std::string& id, Respo
 
 void RestApi::restaurant_data(const Request& req, const std::string& id, Respond& respond) {
   auto snap = ctx_.store.snapshot(id);
-  if (!snap) {
-    respond(error(req, http::status::service_unavailable, snap.error()));
-    return;
-  }
-  if (!restaurant_exists(id, snap->head)) {
-    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
-    return;
-  }
+  if (!found(req, id, snap, snap ? snap->head : LogHead{}, respond)) return;
   json::object data;
   for (const auto& d : kDataTypes) {
     json::array records;
@@ -196,14 +196,7 @@ void RestApi::restaurant_data(const Request& req, const std::string& id, Respond
 void RestApi::restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
                                  std::size_t limit, Respond& respond) {
   auto page = ctx_.store.read_log(id, since, limit);
-  if (!page) {
-    respond(error(req, http::status::service_unavailable, page.error()));
-    return;
-  }
-  if (!restaurant_exists(id, page->head)) {
-    respond(error(req, http::status::not_found, {errc::kNotFound, "Restaurant not found"}));
-    return;
-  }
+  if (!found(req, id, page, page ? page->head : LogHead{}, respond)) return;
   if (since < page->head.pruned_seq || since > page->head.seq) {
     json::object o{{"status", "error"},
                    {"code", errc::kResetRequired},

@@ -36,6 +36,10 @@ class RestApi {
                           std::size_t limit, Respond& respond);
   void sync(const Request& req, Respond respond);
   bool restaurant_exists(const std::string& id, const LogHead& head) const;
+  // Answers 503 if a store read failed or 404 if the restaurant is unknown; false if it answered.
+  template <class T>
+  bool found(const Request& req, const std::string& id, const Result<T>& read, const LogHead& head,
+             Respond& respond) const;
   Origin entry_origin(const Origin& body, const boost::json::object& entry) const;
 
   ServerContext& ctx_;
