@@ -32,10 +32,11 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   // Declared first so it is destroyed last: sessions (held by the hub and by queued handlers)
   // close their sockets through it.
   net::io_context ioc(static_cast<int>(threads));
+  Metrics metrics;
   Hub hub(render_live_change);
-  CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes},
+  CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics},
                           [&hub](std::span<const Outcome> outcomes) { hub.publish(outcomes); });
-  ServerContext ctx{config, db, hub, pipeline, {config.max_id_bytes, 64}};
+  ServerContext ctx{config, db, hub, pipeline, metrics, {config.max_id_bytes, 64}};
   RestApi api(ctx);
 
   boost::system::error_code ec;

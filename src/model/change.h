@@ -5,6 +5,7 @@
 #include <array>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -69,6 +70,8 @@ struct ChangeRequest {
   // (server-assigned) change id this is: if that change was committed, this one is recorded as an
   // alias of it and answered `duplicate`; otherwise it is applied as a change of its own.
   std::string twin_of;
+  // When the change entered the server (for the fan-out latency metric; not stored).
+  std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
 };
 
 enum class OutcomeStatus : std::uint8_t { applied, duplicate, rejected };
@@ -83,6 +86,8 @@ struct Outcome {
   boost::json::value current;
   // For `applied`: the committed entry, shared with the fan-out.
   std::shared_ptr<const LogEntry> entry;
+  // Copied from the request by the commit pipeline.
+  std::chrono::steady_clock::time_point received_at{};
 };
 
 // A server-assigned change id for changes that arrive without one: "srv-<ms>-<64 random bits>".

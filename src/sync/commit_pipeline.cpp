@@ -80,6 +80,7 @@ void CommitPipeline::commit_batch(std::vector<Pending>& batch) {
   requests.reserve(batch.size());
   for (auto& p : batch) requests.push_back(std::move(p.request));
 
+  const auto started = std::chrono::steady_clock::now();
   auto result = store_.commit(requests, {now_ms(), options_.retain_changes});
   std::vector<Outcome> outcomes;
   if (result) {
@@ -90,6 +91,20 @@ void CommitPipeline::commit_batch(std::vector<Pending>& batch) {
     for (std::size_t i = 0; i < requests.size(); ++i) {
       outcomes[i].change_id = requests[i].change.change_id;
       outcomes[i].error = {errc::kStoreUnavailable, "the change could not be stored; retry later"};
+    }
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    outcomes[i].received_at = requests[i].received_at;
+  }
+  if (Metrics* m = options_.metrics) {
+    m->commit_seconds.observe(Metrics::seconds_since(started));
+    m->commit_batch_size.observe(static_cast<double>(requests.size()));
+    if (!result) m->commit_failures.fetch_add(1, std::memory_order_relaxed);
+    for (const auto& o : outcomes) {
+      if (o.status == OutcomeStatus::applied) m->changes_committed.fetch_add(1);
+      if (o.status == OutcomeStatus::duplicate) m->duplicates_suppressed.fetch_add(1);
+      if (o.status == OutcomeStatus::rejected) m->count_error(o.error.code);
+      if (o.error.code == errc::kConflict) m->conflicts.fetch_add(1);
     }
   }
   if (on_committed_) on_committed_(outcomes);

@@ -17,6 +17,7 @@
 #include <span>
 #include <thread>
 
+#include "common/metrics.h"
 #include "model/change.h"
 #include "store/store.h"
 
@@ -30,6 +31,7 @@ class CommitPipeline {
   struct Options {
     std::size_t max_batch = 1024;
     std::uint64_t retain_changes = 0;
+    Metrics* metrics = nullptr;  // optional
   };
 
   CommitPipeline(Store& store, Options options, CommittedHook on_committed);

@@ -59,6 +59,7 @@ void Hub::publish(std::span<const Outcome> outcomes) {
     }
     auto delivery = std::make_shared<Delivery>();
     delivery->seq = entry.seq;
+    delivery->received_at = outcome.received_at;
     delivery->origin_device = entry.change.device_id;
     delivery->payload = std::make_shared<const std::string>(render_(entry));
     std::vector<std::shared_ptr<Subscriber>> targets;

@@ -14,6 +14,7 @@
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,6 +31,7 @@ namespace possync {
 // One committed change, rendered once for all recipients.
 struct Delivery {
   std::uint64_t seq = 0;
+  std::chrono::steady_clock::time_point received_at{};
   std::string origin_device;
   std::shared_ptr<const std::string> payload;
 };

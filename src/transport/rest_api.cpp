@@ -50,6 +50,7 @@ RestApi::Response RestApi::json(const Request& req, http::status status, std::st
 }
 
 RestApi::Response RestApi::error(const Request& req, http::status status, const Error& e) const {
+  ctx_.metrics.count_error(e.code);
   json::object o{{"status", "error"},
                  {"code", e.code},
                  {"message", e.message},
@@ -81,6 +82,7 @@ void RestApi::handle(const Request& req, Respond respond) {
     respond(error(req, http::status::bad_request, {errc::kBadRequest, "malformed request target"}));
     return;
   }
+  ctx_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::string> segments;
   for (auto s : url->segments()) segments.push_back(s);
   const auto method = req.method();
@@ -106,6 +108,16 @@ void RestApi::handle(const Request& req, Respond respond) {
 
   if (segments.size() == 2 && segments[0] == "api" && segments[1] == "health") {
     if (only(http::verb::get)) health(req, respond);
+    return;
+  }
+  if (segments.size() == 1 && segments[0] == "metrics") {
+    if (only(http::verb::get)) {
+      Response res =
+          json(req, http::status::ok,
+               ctx_.metrics.render({ctx_.hub.connection_count(), ctx_.hub.restaurant_count()}));
+      res.set(http::field::content_type, "text/plain; version=0.0.4");
+      respond(std::move(res));
+    }
     return;
   }
   if (segments.size() == 2 && segments[0] == "api" && segments[1] == "sync") {

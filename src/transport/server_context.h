@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "app/config.h"
+#include "common/metrics.h"
 #include "protocol/codec.h"
 #include "store/store.h"
 #include "sync/commit_pipeline.h"
@@ -17,6 +18,7 @@ struct ServerContext {
   Store& store;
   Hub& hub;
   CommitPipeline& pipeline;
+  Metrics& metrics;
   ProtocolLimits limits;
   std::atomic<bool> stopping{false};
 };

@@ -76,6 +76,7 @@ void WsSession::do_read() {
 void WsSession::on_read(beast::error_code ec, std::size_t) {
   if (ec) {
     if (ec == websocket::error::message_too_big) {
+      ctx_.metrics.count_error("message_too_big");
       spdlog::warn("closing restaurant={} device={}: message over {} bytes (1009)",
                    origin_.restaurant_id, origin_.device_id, ctx_.config.max_frame_bytes);
     } else if (!is_normal_end(ec)) {
@@ -85,6 +86,7 @@ void WsSession::on_read(beast::error_code ec, std::size_t) {
     leave_room();
     return;
   }
+  ctx_.metrics.ws_messages_received.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(status_mutex_);
     last_seen_ms_ = now_ms();
@@ -105,7 +107,7 @@ void WsSession::on_read(beast::error_code ec, std::size_t) {
 void WsSession::handle_text(std::string_view text) {
   auto object = parse_object(text);
   if (!object) {
-    send(render_error(object.error()));
+    send_error(object.error());
     return;
   }
   Origin origin;
@@ -119,7 +121,7 @@ void WsSession::handle_text(std::string_view text) {
     if (const auto* c = object->if_contains("change_id"); c && c->is_string()) {
       change_id = c->get_string();
     }
-    send(render_error(message.error(), change_id));
+    send_error(message.error(), change_id);
     return;
   }
   std::visit(Overloaded{
@@ -180,8 +182,8 @@ void WsSession::flush_deferred() {
   deferred_.reset();
   deferred_timer_.cancel();
   if (msg.change.record_id.empty()) {
-    send(render_error(user_update_without_id(),
-                      msg.client_change_id ? msg.change.change_id : std::string()));
+    send_error(user_update_without_id(),
+               msg.client_change_id ? msg.change.change_id : std::string());
     return;
   }
   submit({std::move(msg.change), {}});
@@ -198,6 +200,7 @@ void WsSession::submit(ChangeRequest request) {
     Outcome rejected;
     rejected.change_id = change_id;
     rejected.error = {errc::kShuttingDown, "the server is shutting down; retry on reconnect"};
+    ctx_.metrics.count_error(rejected.error.code);
     send(render_ack(rejected));
   }
 }
@@ -261,7 +264,7 @@ void WsSession::deliver(std::shared_ptr<const Delivery> delivery) {
     self->last_sent_ = d->seq;
     if (self->first_live_ == 0) self->first_live_ = d->seq;
     if (d->origin_device == self->origin_.device_id) return;
-    self->send(d->payload);
+    self->send(d->payload, d->received_at);
   });
 }
 
@@ -282,9 +285,15 @@ void WsSession::shutdown() {
   });
 }
 
-void WsSession::send(std::shared_ptr<const std::string> payload) {
+void WsSession::send_error(const Error& error, std::string_view change_id) {
+  ctx_.metrics.count_error(error.code);
+  send(render_error(error, change_id));
+}
+
+void WsSession::send(std::shared_ptr<const std::string> payload, TimePoint received_at) {
   if (closing_) return;
   if (!queue_.empty() && queued_bytes_ + payload->size() > ctx_.config.max_outbound_bytes) {
+    ctx_.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("slow consumer restaurant={} device={}: send queue over {} bytes, disconnecting",
                  origin_.restaurant_id, origin_.device_id, ctx_.config.max_outbound_bytes);
     close_with(websocket::close_code::policy_error,
@@ -292,20 +301,27 @@ void WsSession::send(std::shared_ptr<const std::string> payload) {
     return;
   }
   queued_bytes_ += payload->size();
-  queue_.push_back(std::move(payload));
+  queue_.push_back({std::move(payload), received_at});
   if (!writing_) do_write();
 }
 
 void WsSession::do_write() {
   writing_ = true;
   ws_.text(true);
-  ws_.async_write(net::buffer(*queue_.front()),
+  ws_.async_write(net::buffer(*queue_.front().payload),
                   beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
 }
 
 void WsSession::on_write(beast::error_code ec, std::size_t) {
   writing_ = false;
-  queued_bytes_ -= queue_.front()->size();
+  const Outgoing& sent = queue_.front();
+  if (!ec) {
+    ctx_.metrics.ws_messages_sent.fetch_add(1, std::memory_order_relaxed);
+    if (sent.received_at != TimePoint{}) {
+      ctx_.metrics.fanout_seconds.observe(Metrics::seconds_since(sent.received_at));
+    }
+  }
+  queued_bytes_ -= sent.payload->size();
   queue_.pop_front();
   if (ec) {
     closing_ = true;
@@ -331,7 +347,7 @@ void WsSession::close_with(websocket::close_code code, std::string reason, bool 
   close_reason_ = websocket::close_reason(code, reason);
   // Either send what is queued first, or keep only the payload being written.
   while (discard_queue && queue_.size() > (writing_ ? 1u : 0u)) {
-    queued_bytes_ -= queue_.back()->size();
+    queued_bytes_ -= queue_.back().payload->size();
     queue_.pop_back();
   }
   close_timer_.expires_after(kCloseGrace);

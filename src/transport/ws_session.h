@@ -56,8 +56,11 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void start_catchup(std::uint64_t since);
   void pump_catchup();
 
-  void send(std::shared_ptr<const std::string> payload);
+  using TimePoint = std::chrono::steady_clock::time_point;
+  // Queues a payload; `received_at` (a committed change's receipt time) feeds the fan-out metric.
+  void send(std::shared_ptr<const std::string> payload, TimePoint received_at = {});
   void send(std::string text) { send(std::make_shared<const std::string>(std::move(text))); }
+  void send_error(const Error& error, std::string_view change_id = {});
   void do_write();
   void on_write(boost::beast::error_code ec, std::size_t bytes);
   // Closes with `code`: after sending what is queued, or dropping it (`discard_queue`).
@@ -86,7 +89,11 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::optional<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
   boost::asio::steady_timer deferred_timer_;
 
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  struct Outgoing {
+    std::shared_ptr<const std::string> payload;
+    TimePoint received_at;
+  };
+  std::deque<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;
