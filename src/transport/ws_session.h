@@ -14,7 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <deque>
+#include <boost/container/devector.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -93,7 +93,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
     std::shared_ptr<const std::string> payload;
     TimePoint received_at;
   };
-  std::deque<Outgoing> queue_;
+  // devector: no allocation while empty (most connections are idle most of the time).
+  boost::container::devector<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;
