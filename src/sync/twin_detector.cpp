@@ -18,7 +18,7 @@ bool equal_ignoring_id(const boost::json::object& a, const boost::json::object& 
 }  // namespace
 
 void TwinDetector::remember(const Change& typed, Clock::time_point now) {
-  candidate_ = Candidate{typed, now};
+  candidate_ = std::make_unique<Candidate>(Candidate{typed, now});
 }
 
 std::string TwinDetector::match(const Change& data_change, Clock::time_point now) {

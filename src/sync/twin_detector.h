@@ -15,7 +15,7 @@
 #pragma once
 
 #include <chrono>
-#include <optional>
+#include <memory>
 #include <string>
 
 #include "model/change.h"
@@ -46,7 +46,8 @@ class TwinDetector {
     Clock::time_point at;
   };
   std::chrono::milliseconds window_;
-  std::optional<Candidate> candidate_;
+  // On the heap: a connection between changes (most of them, most of the time) holds no copy.
+  std::unique_ptr<Candidate> candidate_;
 };
 
 }  // namespace possync

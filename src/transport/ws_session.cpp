@@ -158,7 +158,7 @@ void WsSession::handle_change(ChangeMsg msg) {
   }
   if (msg.typed && msg.record_id_from_user_id) {
     twins_.forget();  // only the very next change can be a twin
-    deferred_ = std::move(msg);
+    deferred_ = std::make_unique<ChangeMsg>(std::move(msg));
     deferred_timer_.expires_after(ctx_.config.twin_window);
     deferred_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->flush_deferred();

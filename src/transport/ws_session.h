@@ -86,7 +86,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   bool catchup_started_ = false;
 
   TwinDetector twins_;
-  std::optional<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
+  std::unique_ptr<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
   boost::asio::steady_timer deferred_timer_;
 
   struct Outgoing {
