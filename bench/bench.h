@@ -132,22 +132,23 @@ class HttpClient {  // one keep-alive connection
 };
 
 // Blocking helper for setup work (runs its own io_context on the calling thread).
-HttpResp http_sync(const Target& t, http::verb verb, const std::string& target, const std::string& body,
+HttpResp http_sync(const Target& t, http::verb verb, const std::string& target,
+                   const std::string& body,
                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // ---- WebSocket -------------------------------------------------------------------------------
 // Opens a WebSocket to `target_path_query` (TCP connect, optional source-address bind, upgrade).
 // Returns nullptr after recording an error kind in `st`.
-awaitable<std::unique_ptr<Ws>> ws_open(const Target& t, std::string target_path_query, unsigned src_index,
-                                       const Common& c, Stats& st);
+awaitable<std::unique_ptr<Ws>> ws_open(const Target& t, std::string target_path_query,
+                                       unsigned src_index, const Common& c, Stats& st);
 
-// Sends `register` and reads until `registered` (other messages are skipped). seq from the reply when
-// present (possync), else -1.
-awaitable<bool> ws_register(Ws& ws, const std::string& rid, const std::string& did, const std::string& uid,
-                            std::int64_t* seq_out, Stats& st);
+// Sends `register` and reads until `registered` (other messages are skipped). seq from the reply
+// when present (possync), else -1.
+awaitable<bool> ws_register(Ws& ws, const std::string& rid, const std::string& did,
+                            const std::string& uid, std::int64_t* seq_out, Stats& st);
 
-std::string device_query(const Target& t, const std::string& rid, const std::string& did, const std::string& uid,
-                         std::int64_t since = -1);
+std::string device_query(const Target& t, const std::string& rid, const std::string& did,
+                         const std::string& uid, std::int64_t since = -1);
 
 // ---- message helpers --------------------------------------------------------------------------
 // A change carries `"bench":"<sender>:<k>:<intended ns>"` inside `data`.
@@ -158,11 +159,13 @@ struct BenchKey {
 };
 bool parse_bench_key(std::string_view msg, BenchKey& out);
 std::string_view message_type(std::string_view msg);
-std::int64_t top_level_int(std::string_view msg, std::string_view key);  // first "key":N, -1 if absent
+std::int64_t top_level_int(std::string_view msg,
+                           std::string_view key);  // first "key":N, -1 if absent
 // Counts protocol-level problems in a non-change message (error, rejected ack, reset_required).
 void note_control_message(std::string_view msg, std::string_view type, bool legacy, Stats& st);
 
-// A typed update (rotating over order/menu/inventory/table/printer) and, when `twin`, its data_change.
+// A typed update (rotating over order/menu/inventory/table/printer) and, when `twin`, its
+// data_change.
 std::string typed_update(const std::string& rid, const std::string& did, const std::string& uid,
                          const BenchKey& key);
 std::string data_change(const std::string& rid, const std::string& did, const std::string& uid,
@@ -177,9 +180,10 @@ void raise_nofile_limit();
 class ServerProcess {  // spawn mode
  public:
   ~ServerProcess();
-  // store: "memory", "sqlite" (temporary file) or "sqlite:PATH". Returns false (message on stderr) on failure.
-  bool start(const std::string& bin, const std::string& store, const std::string& extra_args, Target& t,
-             double ready_timeout_s, double* ready_seconds = nullptr);
+  // store: "memory", "sqlite" (temporary file) or "sqlite:PATH". Returns false (message on stderr)
+  // on failure.
+  bool start(const std::string& bin, const std::string& store, const std::string& extra_args,
+             Target& t, double ready_timeout_s, double* ready_seconds = nullptr);
   int stop();  // SIGTERM, wait; returns the exit status (128+signal if killed)
   int pid() const { return pid_; }
   const std::string& tmpdir();

@@ -33,8 +33,8 @@ std::string iso_now() {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
 }
 
 std::int64_t epoch_ms_now() {
@@ -145,8 +145,8 @@ static awaitable<void> http_sync_co(Target t, http::verb verb, std::string targe
   c.close();
 }
 
-HttpResp http_sync(const Target& t, http::verb verb, const std::string& target, const std::string& body,
-                   std::chrono::milliseconds timeout) {
+HttpResp http_sync(const Target& t, http::verb verb, const std::string& target,
+                   const std::string& body, std::chrono::milliseconds timeout) {
   asio::io_context ioc{1};
   HttpResp out;
   asio::co_spawn(ioc, http_sync_co(t, verb, target, body, timeout, &out), asio::detached);
@@ -178,16 +178,16 @@ static std::string url_escape(const std::string& s) {
   return out;
 }
 
-std::string device_query(const Target& t, const std::string& rid, const std::string& did, const std::string& uid,
-                         std::int64_t since) {
+std::string device_query(const Target& t, const std::string& rid, const std::string& did,
+                         const std::string& uid, std::int64_t since) {
   std::string q = t.path + "?device_id=" + url_escape(did) + "&restaurant_id=" + url_escape(rid);
   if (!uid.empty()) q += "&user_id=" + url_escape(uid);
   if (since >= 0) q += "&since=" + std::to_string(since);
   return q;
 }
 
-awaitable<std::unique_ptr<Ws>> ws_open(const Target& t, std::string target_path_query, unsigned src_index,
-                                       const Common& c, Stats& st) {
+awaitable<std::unique_ptr<Ws>> ws_open(const Target& t, std::string target_path_query,
+                                       unsigned src_index, const Common& c, Stats& st) {
   auto ex = co_await asio::this_coro::executor;
   const bool loopback_v4 = t.endpoint.address().is_v4() && t.endpoint.address().is_loopback();
   if (g_source_count.load() < c.source_addrs) g_source_count.store(c.source_addrs);
@@ -229,7 +229,8 @@ awaitable<std::unique_ptr<Ws>> ws_open(const Target& t, std::string target_path_
         [](websocket::request_type& req) { req.set(http::field::user_agent, "possync-bench"); }));
     ws->read_message_max(64 * 1024 * 1024);
     websocket::response_type res;
-    auto [hec] = co_await ws->async_handshake(res, t.hostport(), target_path_query, tuple_awaitable);
+    auto [hec] =
+        co_await ws->async_handshake(res, t.hostport(), target_path_query, tuple_awaitable);
     if (hec) {
       if (hec == websocket::error::upgrade_declined)
         st.error("handshake:http_" + std::to_string(res.result_int()));
@@ -245,10 +246,11 @@ awaitable<std::unique_ptr<Ws>> ws_open(const Target& t, std::string target_path_
   co_return nullptr;
 }
 
-awaitable<bool> ws_register(Ws& ws, const std::string& rid, const std::string& did, const std::string& uid,
-                            std::int64_t* seq_out, Stats& st) {
-  std::string msg = fmt::format(R"({{"type":"register","device_id":"{}","restaurant_id":"{}","user_id":"{}","timestamp":"{}"}})",
-                                did, rid, uid, iso_now());
+awaitable<bool> ws_register(Ws& ws, const std::string& rid, const std::string& did,
+                            const std::string& uid, std::int64_t* seq_out, Stats& st) {
+  std::string msg = fmt::format(
+      R"({{"type":"register","device_id":"{}","restaurant_id":"{}","user_id":"{}","timestamp":"{}"}})",
+      did, rid, uid, iso_now());
   auto [wec, wn] = co_await ws.async_write(asio::buffer(msg), tuple_awaitable);
   if (wec) {
     st.error(error_kind("ws_write", wec));
@@ -290,7 +292,8 @@ std::string_view message_type(std::string_view msg) {
 static bool parse_u64(std::string_view s, std::size_t& p, std::uint64_t& v) {
   std::size_t start = p;
   v = 0;
-  while (p < s.size() && s[p] >= '0' && s[p] <= '9') v = v * 10 + static_cast<std::uint64_t>(s[p++] - '0');
+  while (p < s.size() && s[p] >= '0' && s[p] <= '9')
+    v = v * 10 + static_cast<std::uint64_t>(s[p++] - '0');
   return p > start;
 }
 
@@ -325,7 +328,8 @@ void note_control_message(std::string_view msg, std::string_view type, bool lega
     boost::system::error_code ec;
     auto v = json::parse(msg, ec);
     if (!ec && v.is_object()) {
-      if (auto* c = v.as_object().if_contains("code"); c && c->is_string()) code = std::string(c->as_string());
+      if (auto* c = v.as_object().if_contains("code"); c && c->is_string())
+        code = std::string(c->as_string());
     }
     st.error("server_error:" + code);
   } else if (type == "ack" && !legacy) {
@@ -335,9 +339,11 @@ void note_control_message(std::string_view msg, std::string_view type, bool lega
     auto v = json::parse(msg, ec);
     if (!ec && v.is_object()) {
       auto& o = v.as_object();
-      if (auto* s = o.if_contains("status"); !(s && s->is_string() && s->as_string() == "rejected")) return;
+      if (auto* s = o.if_contains("status"); !(s && s->is_string() && s->as_string() == "rejected"))
+        return;
       if (auto* e = o.if_contains("error"); e && e->is_object())
-        if (auto* c = e->as_object().if_contains("code"); c && c->is_string()) code = std::string(c->as_string());
+        if (auto* c = e->as_object().if_contains("code"); c && c->is_string())
+          code = std::string(c->as_string());
     }
     st.error("ack_rejected:" + code);
   } else if (type == "reset_required" && !legacy) {
@@ -364,19 +370,23 @@ constexpr TypeInfo kTypes[] = {
 };
 
 std::string change_data(const BenchKey& key) {
-  return fmt::format(R"({{"status":"open","total_amount":12.5,"items_count":{},"bench":"{}:{}:{}"}})", key.k % 7 + 1,
-                     key.sender, key.k, key.intended_ns);
+  return fmt::format(
+      R"({{"status":"open","total_amount":12.5,"items_count":{},"bench":"{}:{}:{}"}})",
+      key.k % 7 + 1, key.sender, key.k, key.intended_ns);
 }
 }  // namespace
 
-std::string typed_update(const std::string& rid, const std::string& did, const std::string& uid, const BenchKey& key) {
+std::string typed_update(const std::string& rid, const std::string& did, const std::string& uid,
+                         const BenchKey& key) {
   const auto& ti = kTypes[key.k % std::size(kTypes)];
   return fmt::format(
       R"({{"type":"{}","{}":"{}-{}-{}","action":"{}","data":{},"device_id":"{}","restaurant_id":"{}","user_id":"{}","timestamp":"{}"}})",
-      ti.type, ti.id_field, ti.prefix, key.sender, key.k, ti.action, change_data(key), did, rid, uid, iso_now());
+      ti.type, ti.id_field, ti.prefix, key.sender, key.k, ti.action, change_data(key), did, rid,
+      uid, iso_now());
 }
 
-std::string data_change(const std::string& rid, const std::string& did, const std::string& uid, const BenchKey& key) {
+std::string data_change(const std::string& rid, const std::string& did, const std::string& uid,
+                        const BenchKey& key) {
   const auto& ti = kTypes[key.k % std::size(kTypes)];
   std::string rec = fmt::format("{}-{}-{}", ti.prefix, key.sender, key.k);
   std::string data = change_data(key);
@@ -428,13 +438,15 @@ std::string ServerProcess::log_tail() const {
   return s;
 }
 
-bool ServerProcess::start(const std::string& bin, const std::string& store, const std::string& extra_args, Target& t,
-                          double ready_timeout_s, double* ready_seconds) {
+bool ServerProcess::start(const std::string& bin, const std::string& store,
+                          const std::string& extra_args, Target& t, double ready_timeout_s,
+                          double* ready_seconds) {
   std::string store_spec = store;
   if (store == "sqlite") store_spec = "sqlite:" + tmpdir() + "/bench.db";
   log_path_ = tmpdir() + "/server.log";
   std::uint16_t port = free_port();
-  std::vector<std::string> args = {bin, "--host", "127.0.0.1", "--port", std::to_string(port), "--store", store_spec};
+  std::vector<std::string> args = {
+      bin, "--host", "127.0.0.1", "--port", std::to_string(port), "--store", store_spec};
   std::istringstream is(extra_args);
   for (std::string a; is >> a;) args.push_back(a);
   std::vector<char*> argv;
@@ -471,7 +483,8 @@ bool ServerProcess::start(const std::string& bin, const std::string& store, cons
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = 0;
-      std::cerr << "possync-bench: server exited during start-up (status " << status << ")\n" << log_tail();
+      std::cerr << "possync-bench: server exited during start-up (status " << status << ")\n"
+                << log_tail();
       return false;
     }
     auto r = http_sync(t, http::verb::get, "/api/health", "", std::chrono::seconds(2));

@@ -2,8 +2,8 @@
 // protocol. Scenarios: fanout, ramp, connections, catchup, rest, coldstart (bench/README.md).
 #include "bench.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <signal.h>
 
@@ -31,8 +31,9 @@ struct Device {
   bool connected = false;
   std::atomic<std::uint64_t> sent{0};
   std::int64_t phase_ns = 0;
-  std::vector<std::vector<std::uint8_t>> got;  // [sender local index][k] deliveries (reader thread only)
-  std::int64_t since = -1;                     // seq from `registered`, used to reconnect
+  std::vector<std::vector<std::uint8_t>>
+      got;                  // [sender local index][k] deliveries (reader thread only)
+  std::int64_t since = -1;  // seq from `registered`, used to reconnect
   std::int64_t last_seq = -1;
   std::int64_t caught_up_seq = -1;
   std::uint64_t gaps = 0;
@@ -85,7 +86,8 @@ void on_change(Run& run, Device& d, const BenchKey& key, std::int64_t now, Stats
   if (v.size() <= key.k) v.resize(key.k + 64);
   if (v[key.k] == 0) {
     run.delivered.fetch_add(1, std::memory_order_relaxed);
-    if (run.mode == Mode::live && key.intended_ns >= run.measure_start_ns && key.intended_ns < run.send_end_ns)
+    if (run.mode == Mode::live && key.intended_ns >= run.measure_start_ns &&
+        key.intended_ns < run.send_end_ns)
       st.latency.record(now - key.intended_ns);
     if (now >= run.measure_start_ns && now < run.send_end_ns) ++st.deliveries_in_window;
   } else {
@@ -95,7 +97,8 @@ void on_change(Run& run, Device& d, const BenchKey& key, std::int64_t now, Stats
 }
 
 std::string close_kind(Ws& ws, const boost::system::error_code& ec) {
-  if (ec == websocket::error::closed) return fmt::format("ws_closed:{}", static_cast<unsigned>(ws.reason().code));
+  if (ec == websocket::error::closed)
+    return fmt::format("ws_closed:{}", static_cast<unsigned>(ws.reason().code));
   return error_kind("ws_read", ec);
 }
 
@@ -155,8 +158,9 @@ awaitable<void> connect_device(Run* run, DevicePtr d) {
     d->alive = true;
     d->connected = true;
     asio::co_spawn(ex, reader(run, d), asio::detached);
-    std::string reg = fmt::format(R"({{"type":"register","device_id":"{}","restaurant_id":"{}","user_id":"{}","timestamp":"{}"}})",
-                                  d->did, d->rid, d->uid, iso_now());
+    std::string reg = fmt::format(
+        R"({{"type":"register","device_id":"{}","restaurant_id":"{}","user_id":"{}","timestamp":"{}"}})",
+        d->did, d->rid, d->uid, iso_now());
     auto [wec, wn] = co_await d->ws->async_write(asio::buffer(reg), tuple_awaitable);
     if (wec) st.error(error_kind("ws_write", wec));
     run->ready.fetch_add(1);
@@ -189,7 +193,8 @@ awaitable<void> connect_slot(Run* run, std::vector<DevicePtr>* list, std::size_t
   run->slots_done.fetch_add(1);
 }
 
-// Connects every device (at most c.concurrency attempts in flight) and waits. Returns seconds taken.
+// Connects every device (at most c.concurrency attempts in flight) and waits. Returns seconds
+// taken.
 double connect_all(Run& run, std::vector<DevicePtr> devs) {
   run.ready = 0;
   run.failed = 0;
@@ -202,8 +207,7 @@ double connect_all(Run& run, std::vector<DevicePtr> devs) {
   unsigned slots = std::max(1u, run.c->concurrency / nw);
   std::int64_t t0 = now_ns();
   for (unsigned w = 0; w < nw; ++w)
-    for (unsigned s = 0; s < slots && s < lists[w].size(); ++s)
-    {
+    for (unsigned s = 0; s < slots && s < lists[w].size(); ++s) {
       asio::co_spawn(run.pool->at(w).ioc, connect_slot(&run, &lists[w], &next[w]), asio::detached);
       ++spawned;
     }
@@ -239,7 +243,8 @@ awaitable<void> sender(Run* run, DevicePtr d) {
   auto& st = run->pool->at(d->worker).stats;
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (std::uint64_t k = 0;; ++k) {
-    std::int64_t intended = run->start_ns + d->phase_ns + std::llround(static_cast<double>(k) * run->interval_ns);
+    std::int64_t intended =
+        run->start_ns + d->phase_ns + std::llround(static_cast<double>(k) * run->interval_ns);
     if (intended >= run->send_end_ns) break;
     std::int64_t now = now_ns();
     if (now < intended) {
@@ -323,7 +328,8 @@ struct FanoutCfg {
   bool twins = false;
 };
 
-json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f, const std::string& tag, int& status) {
+json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
+                        const std::string& tag, int& status) {
   json::object out;
   json::object cfg;
   cfg["restaurants"] = f.restaurants;
@@ -366,13 +372,15 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f, co
   for (auto& d : run.devs) {
     if (!d->connected) continue;
     // Spread the devices' schedules evenly over one interval.
-    d->phase_ns = static_cast<std::int64_t>(run.interval_ns * static_cast<double>(d->global) / static_cast<double>(n));
+    d->phase_ns = static_cast<std::int64_t>(run.interval_ns * static_cast<double>(d->global) /
+                                            static_cast<double>(n));
     asio::co_spawn(pool.at(d->worker).ioc, sender(&run, d), asio::detached);
     ++senders;
   }
   long rss_before = rss_kb(t.pid);
   const std::int64_t deadline = run.send_end_ns + static_cast<std::int64_t>(c.timeout * 1e9);
-  while (run.senders_done < senders && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (run.senders_done < senders && now_ns() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (run.senders_done < senders) pool.at(0).stats.error("send_phase_timeout");
   const std::int64_t sends_done = now_ns();
 
@@ -384,7 +392,8 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f, co
       unsigned conn_in_rest = 0;
       for (unsigned j = 0; j < D; ++j) conn_in_rest += run.devs[base + j]->connected ? 1 : 0;
       for (unsigned j = 0; j < D; ++j)
-        if (run.devs[base + j]->connected) expected += run.devs[base + j]->sent.load() * (conn_in_rest - 1);
+        if (run.devs[base + j]->connected)
+          expected += run.devs[base + j]->sent.load() * (conn_in_rest - 1);
     }
   }
   const std::int64_t drain_deadline = now_ns() + static_cast<std::int64_t>(f.drain * 1e9);
@@ -450,7 +459,8 @@ json::object run_ramp(const Common& c, const Target& t, const RampCfg& r, int& s
       p99 = lo["p99_ms"].to_number<double>();
     }
     std::uint64_t lost = res.contains("lost") ? res["lost"].to_number<std::uint64_t>() : 1;
-    std::uint64_t dup = res.contains("duplicated") ? res["duplicated"].to_number<std::uint64_t>() : 0;
+    std::uint64_t dup =
+        res.contains("duplicated") ? res["duplicated"].to_number<std::uint64_t>() : 0;
     std::uint64_t errs = 0;
     if (auto* e = res.if_contains("errors"))
       for (auto& kv : e->as_object()) errs += kv.value().to_number<std::uint64_t>();
@@ -461,8 +471,8 @@ json::object run_ramp(const Common& c, const Target& t, const RampCfg& r, int& s
     row["sustained"] = ok;
     steps.push_back(row);
     if (!c.json)
-      std::cerr << fmt::format("ramp: rate {:.0f}/s p99 {:.2f} ms lost {} dup {} errors {} -> {}\n", rate, p99, lost,
-                               dup, errs, ok ? "ok" : "over");
+      std::cerr << fmt::format("ramp: rate {:.0f}/s p99 {:.2f} ms lost {} dup {} errors {} -> {}\n",
+                               rate, p99, lost, dup, errs, ok ? "ok" : "over");
     if (dup) status = 1;  // duplicates are wrong at any load; loss under overload is a finding
     if (!ok) break;
     best = rate;
@@ -502,7 +512,8 @@ json::object run_connections(const Common& c, const Target& t, const ConnCfg& cc
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(cc.hold * 1000)));
   long after = rss_kb(t.pid);
   auto health = http_sync(t, http::verb::get, "/api/health", "");
-  std::int64_t server_count = health.status == 200 ? top_level_int(health.body, "totalConnections") : -1;
+  std::int64_t server_count =
+      health.status == 200 ? top_level_int(health.body, "totalConnections") : -1;
   finish(run);
   Stats st = pool.merged();
   out["connections"] = cc.connections;
@@ -529,12 +540,14 @@ json::object run_connections(const Common& c, const Target& t, const ConnCfg& cc
 // ================================================================================================
 // REST helpers (rest, catchup writers, coldstart fill)
 // ================================================================================================
-std::string sync_body(const std::string& rid, const std::string& did, std::uint64_t sender, std::uint64_t first_k,
-                      unsigned batch, std::int64_t intended) {
-  std::string body = fmt::format(R"({{"restaurant_id":"{}","device_id":"{}","user_id":"u-{}","changes":[)", rid, did, sender);
+std::string sync_body(const std::string& rid, const std::string& did, std::uint64_t sender,
+                      std::uint64_t first_k, unsigned batch, std::int64_t intended) {
+  std::string body = fmt::format(
+      R"({{"restaurant_id":"{}","device_id":"{}","user_id":"u-{}","changes":[)", rid, did, sender);
   for (unsigned i = 0; i < batch; ++i) {
     if (i) body += ',';
-    body += data_change(rid, did, "u-" + std::to_string(sender), BenchKey{sender, first_k + i, intended});
+    body += data_change(rid, did, "u-" + std::to_string(sender),
+                        BenchKey{sender, first_k + i, intended});
   }
   body += "]}";
   return body;
@@ -574,7 +587,8 @@ awaitable<void> rest_client(RestRun* rr, unsigned idx) {
       break;
     }
     unsigned batch = rr->batch;
-    if (rr->total_changes) batch = static_cast<unsigned>(std::min<std::uint64_t>(batch, rr->total_changes - k));
+    if (rr->total_changes)
+      batch = static_cast<unsigned>(std::min<std::uint64_t>(batch, rr->total_changes - k));
     std::string body = sync_body(rid, did, idx, k, batch, intended);
     k += batch;
     auto res = co_await http.request(http::verb::post, "/api/sync", std::move(body));
@@ -605,9 +619,11 @@ awaitable<void> rest_client(RestRun* rr, unsigned idx) {
 Stats run_rest_clients(RestRun& rr, unsigned clients, double wait_s) {
   Pool pool(rr.c->threads);
   rr.pool = &pool;
-  for (unsigned i = 0; i < clients; ++i) asio::co_spawn(pool.at(i).ioc, rest_client(&rr, i), asio::detached);
+  for (unsigned i = 0; i < clients; ++i)
+    asio::co_spawn(pool.at(i).ioc, rest_client(&rr, i), asio::detached);
   const std::int64_t deadline = now_ns() + static_cast<std::int64_t>(wait_s * 1e9);
-  while (rr.done < clients && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (rr.done < clients && now_ns() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (rr.done < clients) {
     pool.at(0).stats.error("rest_phase_timeout");
     for (unsigned w = 0; w < pool.size(); ++w) pool.at(w).ioc.stop();
@@ -636,7 +652,8 @@ json::object run_rest(const Common& c, const Target& t, const RestCfg& r, int& s
   rr.t = &t;
   rr.batch = r.batch;
   rr.rate_per_client = r.rate / r.clients;
-  for (unsigned i = 0; i < r.restaurants; ++i) rr.restaurants.push_back(fmt::format("{}-rest-r{}", c.run_id, i));
+  for (unsigned i = 0; i < r.restaurants; ++i)
+    rr.restaurants.push_back(fmt::format("{}-rest-r{}", c.run_id, i));
   rr.start_ns = now_ns();
   rr.measure_start_ns = rr.start_ns + static_cast<std::int64_t>(r.warmup * 1e9);
   rr.end_ns = rr.measure_start_ns + static_cast<std::int64_t>(r.duration * 1e9);
@@ -665,8 +682,8 @@ json::object run_rest(const Common& c, const Target& t, const RestCfg& r, int& s
 // ================================================================================================
 struct CatchupCfg {
   unsigned restaurants = 4;
-  unsigned offline = 4;   // devices per restaurant that are offline and catch up
-  unsigned writers = 1;   // devices per restaurant that write while they are away
+  unsigned offline = 4;     // devices per restaurant that are offline and catch up
+  unsigned writers = 1;     // devices per restaurant that write while they are away
   unsigned changes = 1000;  // per restaurant
   unsigned batch = 100;
 };
@@ -725,7 +742,8 @@ json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu,
     for (auto& j : jobs) {
       for (std::uint64_t k = 0; k < j.count; k += j.batch) {
         unsigned b = static_cast<unsigned>(std::min<std::uint64_t>(j.batch, j.count - k));
-        auto r = http_sync(j.t, http::verb::post, "/api/sync", sync_body(j.rid, j.did, j.sender, k, b, 0));
+        auto r = http_sync(j.t, http::verb::post, "/api/sync",
+                           sync_body(j.rid, j.did, j.sender, k, b, 0));
         if (r.status != 200) {
           ++write_errors[r.status ? fmt::format("write_http_{}", r.status) : r.error];
           continue;
@@ -751,7 +769,8 @@ json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu,
     status = 1;
   }
   const std::int64_t deadline = now_ns() + static_cast<std::int64_t>(c.timeout * 1e9);
-  while (run.caught_up < run.ready && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (run.caught_up < run.ready && now_ns() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const double catchup_s = static_cast<double>(now_ns() - run.phase_start_ns) / 1e9;
   if (run.caught_up < run.ready) pool.at(0).stats.error("catchup_timeout");
   finish(run);
@@ -771,11 +790,14 @@ json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu,
       const auto& v = d->got[s];
       for (std::uint64_t k = 0; k < n; ++k) {
         std::uint8_t cnt = k < v.size() ? v[k] : 0;
-        if (!cnt) ++lost;
-        else dup += cnt - 1u;
+        if (!cnt)
+          ++lost;
+        else
+          dup += cnt - 1u;
       }
     }
-    if (!c.legacy && d->since >= 0 && d->caught_up_seq != d->since + static_cast<std::int64_t>(cu.changes))
+    if (!c.legacy && d->since >= 0 &&
+        d->caught_up_seq != d->since + static_cast<std::int64_t>(cu.changes))
       ++wrong_caught_up;
   }
   if (wrong_caught_up) st.errors["caught_up_seq_mismatch"] += wrong_caught_up;
@@ -830,7 +852,8 @@ json::object run_coldstart(const Common& c, const ColdCfg& cs, int& status) {
   rr.c = &c;
   rr.t = &t;
   rr.batch = cs.batch;
-  for (unsigned i = 0; i < cs.restaurants; ++i) rr.restaurants.push_back(fmt::format("{}-cold-r{}", c.run_id, i));
+  for (unsigned i = 0; i < cs.restaurants; ++i)
+    rr.restaurants.push_back(fmt::format("{}-cold-r{}", c.run_id, i));
   rr.total_changes = (cs.changes + cs.restaurants - 1) / cs.restaurants;
   rr.end_ns = INT64_MAX;
   Stats fst = run_rest_clients(rr, cs.restaurants, c.timeout + cs.changes / 100.0);
@@ -857,7 +880,8 @@ json::object run_coldstart(const Common& c, const ColdCfg& cs, int& status) {
     row["rss_kb"] = rss_kb(p.pid());
     ready.record(static_cast<std::int64_t>(secs * 1e9));
     // Check the store really was loaded: the first restaurant's status answers (404 if unknown).
-    auto st = http_sync(pt, http::verb::get, "/api/restaurants/" + rr.restaurants[0] + "/status", "");
+    auto st =
+        http_sync(pt, http::verb::get, "/api/restaurants/" + rr.restaurants[0] + "/status", "");
     if (st.status != 200) ++errors[fmt::format("status_http_{}", st.status)];
     int prc = p.stop();
     if (prc != 0) ++errors[fmt::format("server_exit_{}", prc)];
@@ -888,10 +912,12 @@ void print_table(const json::object& o, int indent = 0) {
     std::string key(kv.key());
     if (v.is_object() && v.as_object().contains("p50_ms")) {
       const auto& l = v.as_object();
-      std::cout << fmt::format("{}{:<28} n={:<9} p50 {:>9.3f}  p90 {:>9.3f}  p99 {:>9.3f}  p99.9 {:>9.3f}  max {:>9.3f} ms\n", pad,
-                               key, scalar(l.at("count")), l.at("p50_ms").to_number<double>(),
-                               l.at("p90_ms").to_number<double>(), l.at("p99_ms").to_number<double>(),
-                               l.at("p99_9_ms").to_number<double>(), l.at("max_ms").to_number<double>());
+      std::cout << fmt::format(
+          "{}{:<28} n={:<9} p50 {:>9.3f}  p90 {:>9.3f}  p99 {:>9.3f}  p99.9 {:>9.3f}  max {:>9.3f} "
+          "ms\n",
+          pad, key, scalar(l.at("count")), l.at("p50_ms").to_number<double>(),
+          l.at("p90_ms").to_number<double>(), l.at("p99_ms").to_number<double>(),
+          l.at("p99_9_ms").to_number<double>(), l.at("max_ms").to_number<double>());
     } else if (v.is_object()) {
       if (v.as_object().empty()) {
         std::cout << fmt::format("{}{:<28} none\n", pad, key);
@@ -921,15 +947,20 @@ void print_table(const json::object& o, int indent = 0) {
 
 bool parse_url(const std::string& url, Target& t) {
   std::string rest = url;
-  if (rest.rfind("ws://", 0) == 0) rest = rest.substr(5);
-  else if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  else return false;
+  if (rest.rfind("ws://", 0) == 0)
+    rest = rest.substr(5);
+  else if (rest.rfind("http://", 0) == 0)
+    rest = rest.substr(7);
+  else
+    return false;
   auto slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
   t.path = slash == std::string::npos ? "/" : rest.substr(slash);
   auto colon = hostport.rfind(':');
   t.host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
-  t.port = colon == std::string::npos ? 80 : static_cast<std::uint16_t>(std::stoi(hostport.substr(colon + 1)));
+  t.port = colon == std::string::npos
+               ? 80
+               : static_cast<std::uint16_t>(std::stoi(hostport.substr(colon + 1)));
   asio::io_context ioc;
   tcp::resolver res(ioc);
   boost::system::error_code ec;
@@ -951,73 +982,106 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   Common c;
-  app.add_option("--url", c.url, "Server to measure, ws://host:port[/path] (ignored with --server-bin)");
-  app.add_option("--server-bin", c.server_bin, "Spawn this server binary on a free port and stop it afterwards");
-  app.add_option("--server-args", c.server_args, "Extra arguments for the spawned server")->capture_default_str();
-  app.add_option("--store", c.store, "Store of the spawned server: memory, sqlite (temporary file) or sqlite:PATH")
+  app.add_option("--url", c.url,
+                 "Server to measure, ws://host:port[/path] (ignored with --server-bin)");
+  app.add_option("--server-bin", c.server_bin,
+                 "Spawn this server binary on a free port and stop it afterwards");
+  app.add_option("--server-args", c.server_args, "Extra arguments for the spawned server")
       ->capture_default_str();
-  app.add_option("--server-pid", c.server_pid, "PID of the server given by --url, for its resident memory");
+  app.add_option("--store", c.store,
+                 "Store of the spawned server: memory, sqlite (temporary file) or sqlite:PATH")
+      ->capture_default_str();
+  app.add_option("--server-pid", c.server_pid,
+                 "PID of the server given by --url, for its resident memory");
   app.add_option("--threads", c.threads, "Client I/O threads")->capture_default_str();
-  app.add_option("--concurrency", c.concurrency, "Connection attempts in flight")->capture_default_str();
+  app.add_option("--concurrency", c.concurrency, "Connection attempts in flight")
+      ->capture_default_str();
   app.add_option("--source-addresses", c.source_addrs,
                  "Spread connections over 127.0.0.1..127.0.0.N (grows by itself on EADDRNOTAVAIL)")
       ->capture_default_str();
-  app.add_flag("--always-bind", c.always_bind, "Bind every connection to its 127.0.0.x source address");
+  app.add_flag("--always-bind", c.always_bind,
+               "Bind every connection to its 127.0.0.x source address");
   app.add_flag("--json", c.json, "Print the result as JSON");
-  app.add_flag("--legacy", c.legacy, "Use no possync extensions (acks ignored; catchup refuses to run)");
-  app.add_option("--timeout", c.timeout, "Seconds allowed for any setup, connect or drain phase")->capture_default_str();
+  app.add_flag("--legacy", c.legacy,
+               "Use no possync extensions (acks ignored; catchup refuses to run)");
+  app.add_option("--timeout", c.timeout, "Seconds allowed for any setup, connect or drain phase")
+      ->capture_default_str();
 
   FanoutCfg fan;
   auto add_fanout_opts = [](CLI::App* sc, FanoutCfg& f) {
     sc->add_option("--restaurants,-R", f.restaurants, "Restaurants")->capture_default_str();
-    sc->add_option("--devices,-D", f.devices, "Devices per restaurant (>= 2)")->capture_default_str();
+    sc->add_option("--devices,-D", f.devices, "Devices per restaurant (>= 2)")
+        ->capture_default_str();
     sc->add_option("--duration", f.duration, "Measured seconds")->capture_default_str();
     sc->add_option("--warmup", f.warmup, "Seconds sent before measuring")->capture_default_str();
-    sc->add_option("--drain", f.drain, "Most seconds to wait for outstanding deliveries")->capture_default_str();
-    sc->add_flag("--twins", f.twins, "Send each change as a typed update followed by its data_change twin (like the app)");
+    sc->add_option("--drain", f.drain, "Most seconds to wait for outstanding deliveries")
+        ->capture_default_str();
+    sc->add_flag(
+        "--twins", f.twins,
+        "Send each change as a typed update followed by its data_change twin (like the app)");
   };
-  auto* s_fan = app.add_subcommand("fanout", "R restaurants x D devices sending typed updates at a fixed total rate");
+  auto* s_fan = app.add_subcommand(
+      "fanout", "R restaurants x D devices sending typed updates at a fixed total rate");
   add_fanout_opts(s_fan, fan);
-  s_fan->add_option("--rate", fan.rate, "Changes per second, all devices together")->capture_default_str();
+  s_fan->add_option("--rate", fan.rate, "Changes per second, all devices together")
+      ->capture_default_str();
 
   RampCfg ramp;
   ramp.base.duration = 5;
-  auto* s_ramp = app.add_subcommand("ramp", "Fanout steps of increasing rate until p99 passes a bound");
+  auto* s_ramp =
+      app.add_subcommand("ramp", "Fanout steps of increasing rate until p99 passes a bound");
   add_fanout_opts(s_ramp, ramp.base);
   s_ramp->add_option("--start-rate", ramp.start_rate, "First step's rate")->capture_default_str();
   s_ramp->add_option("--step", ramp.step, "Rate added per step")->capture_default_str();
   s_ramp->add_option("--max-rate", ramp.max_rate, "Stop after this rate");
-  s_ramp->add_option("--p99-bound-ms", ramp.p99_bound_ms, "p99 latency bound")->capture_default_str();
-  s_ramp->add_option("--step-duration", ramp.base.duration, "Measured seconds per step")->capture_default_str();
+  s_ramp->add_option("--p99-bound-ms", ramp.p99_bound_ms, "p99 latency bound")
+      ->capture_default_str();
+  s_ramp->add_option("--step-duration", ramp.base.duration, "Measured seconds per step")
+      ->capture_default_str();
 
   ConnCfg conn;
-  auto* s_conn = app.add_subcommand("connections", "N idle WebSockets: server memory per connection, connect rate");
+  auto* s_conn = app.add_subcommand(
+      "connections", "N idle WebSockets: server memory per connection, connect rate");
   s_conn->add_option("--connections,-N", conn.connections, "Connections")->capture_default_str();
-  s_conn->add_option("--devices-per-restaurant", conn.per_restaurant, "Connections per restaurant")->capture_default_str();
-  s_conn->add_option("--hold", conn.hold, "Seconds to hold them open before measuring")->capture_default_str();
+  s_conn->add_option("--devices-per-restaurant", conn.per_restaurant, "Connections per restaurant")
+      ->capture_default_str();
+  s_conn->add_option("--hold", conn.hold, "Seconds to hold them open before measuring")
+      ->capture_default_str();
 
   CatchupCfg cu;
-  auto* s_cu = app.add_subcommand("catchup", "Offline devices reconnect with since= after others wrote M changes");
+  auto* s_cu = app.add_subcommand(
+      "catchup", "Offline devices reconnect with since= after others wrote M changes");
   s_cu->add_option("--restaurants,-R", cu.restaurants, "Restaurants")->capture_default_str();
-  s_cu->add_option("--offline,-N", cu.offline, "Offline devices per restaurant")->capture_default_str();
-  s_cu->add_option("--writers,-W", cu.writers, "Writer devices per restaurant")->capture_default_str();
-  s_cu->add_option("--changes,-M", cu.changes, "Changes written per restaurant while away")->capture_default_str();
-  s_cu->add_option("--batch", cu.batch, "Changes per POST /api/sync of the writers")->capture_default_str();
+  s_cu->add_option("--offline,-N", cu.offline, "Offline devices per restaurant")
+      ->capture_default_str();
+  s_cu->add_option("--writers,-W", cu.writers, "Writer devices per restaurant")
+      ->capture_default_str();
+  s_cu->add_option("--changes,-M", cu.changes, "Changes written per restaurant while away")
+      ->capture_default_str();
+  s_cu->add_option("--batch", cu.batch, "Changes per POST /api/sync of the writers")
+      ->capture_default_str();
 
   RestCfg rest;
   auto* s_rest = app.add_subcommand("rest", "POST /api/sync throughput and latency with batches");
-  s_rest->add_option("--clients", rest.clients, "Concurrent keep-alive clients")->capture_default_str();
+  s_rest->add_option("--clients", rest.clients, "Concurrent keep-alive clients")
+      ->capture_default_str();
   s_rest->add_option("--batch", rest.batch, "Changes per request")->capture_default_str();
-  s_rest->add_option("--restaurants,-R", rest.restaurants, "Restaurants the clients post to")->capture_default_str();
+  s_rest->add_option("--restaurants,-R", rest.restaurants, "Restaurants the clients post to")
+      ->capture_default_str();
   s_rest->add_option("--duration", rest.duration, "Measured seconds")->capture_default_str();
   s_rest->add_option("--warmup", rest.warmup, "Seconds before measuring")->capture_default_str();
-  s_rest->add_option("--rate", rest.rate, "Requests/s over all clients (open loop); 0 = closed loop")->capture_default_str();
+  s_rest
+      ->add_option("--rate", rest.rate, "Requests/s over all clients (open loop); 0 = closed loop")
+      ->capture_default_str();
 
   ColdCfg cold;
-  auto* s_cold = app.add_subcommand("coldstart", "Time from exec to the first healthy answer, on a store with K changes");
+  auto* s_cold = app.add_subcommand(
+      "coldstart", "Time from exec to the first healthy answer, on a store with K changes");
   s_cold->add_option("--changes,-K", cold.changes, "Changes in the store")->capture_default_str();
-  s_cold->add_option("--restaurants,-R", cold.restaurants, "Restaurants they are spread over")->capture_default_str();
-  s_cold->add_option("--batch", cold.batch, "Changes per POST while filling")->capture_default_str();
+  s_cold->add_option("--restaurants,-R", cold.restaurants, "Restaurants they are spread over")
+      ->capture_default_str();
+  s_cold->add_option("--batch", cold.batch, "Changes per POST while filling")
+      ->capture_default_str();
   s_cold->add_option("--runs", cold.runs, "Start-ups measured")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
@@ -1033,7 +1097,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (scenario == "catchup" && c.legacy) {
-    std::cerr << "possync-bench: catchup needs possync's `since` extension; it cannot run with --legacy\n";
+    std::cerr << "possync-bench: catchup needs possync's `since` extension; it cannot run with "
+                 "--legacy\n";
     return 2;
   }
   if (scenario == "coldstart" && c.server_bin.empty()) {
@@ -1061,11 +1126,16 @@ int main(int argc, char** argv) {
         t.pid = c.server_pid;
         result["server"] = c.url;
       }
-      if (scenario == "fanout") result["result"] = run_fanout(c, t, fan, "fanout", status);
-      else if (scenario == "ramp") result["result"] = run_ramp(c, t, ramp, status);
-      else if (scenario == "connections") result["result"] = run_connections(c, t, conn, status);
-      else if (scenario == "catchup") result["result"] = run_catchup(c, t, cu, status);
-      else if (scenario == "rest") result["result"] = run_rest(c, t, rest, status);
+      if (scenario == "fanout")
+        result["result"] = run_fanout(c, t, fan, "fanout", status);
+      else if (scenario == "ramp")
+        result["result"] = run_ramp(c, t, ramp, status);
+      else if (scenario == "connections")
+        result["result"] = run_connections(c, t, conn, status);
+      else if (scenario == "catchup")
+        result["result"] = run_catchup(c, t, cu, status);
+      else if (scenario == "rest")
+        result["result"] = run_rest(c, t, rest, status);
       if (server.pid()) {
         int rc = server.stop();
         result["server_exit_code"] = rc;
