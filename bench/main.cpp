@@ -41,9 +41,11 @@ struct Device {
 using DevicePtr = std::shared_ptr<Device>;
 
 struct Run {
-  const Common* c = nullptr;
-  const Target* t = nullptr;
-  Pool* pool = nullptr;
+  Run(const Common& common, const Target& target, Pool& workers)
+      : c(&common), t(&target), pool(&workers) {}
+  const Common* c;
+  const Target* t;
+  Pool* pool;
   Mode mode = Mode::live;
   unsigned per_restaurant = 1;
   bool twins = false;
@@ -341,10 +343,7 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
   out["config"] = cfg;
 
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
-  Run run;
-  run.c = &c;
-  run.t = &t;
-  run.pool = &pool;
+  Run run(c, t, pool);
   run.twins = f.twins;
   make_devices(run, f.restaurants, f.devices, tag);
   const std::size_t n = run.devs.size();
@@ -495,10 +494,7 @@ struct ConnCfg {
 json::object run_connections(const Common& c, const Target& t, const ConnCfg& cc, int& status) {
   json::object out;
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
-  Run run;
-  run.c = &c;
-  run.t = &t;
-  run.pool = &pool;
+  Run run(c, t, pool);
   unsigned rest = (cc.connections + cc.per_restaurant - 1) / cc.per_restaurant;
   make_devices(run, rest, cc.per_restaurant, "conn");
   run.devs.resize(cc.connections);
@@ -698,10 +694,7 @@ json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu,
   out["config"] = cfg;
 
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
-  Run run;
-  run.c = &c;
-  run.t = &t;
-  run.pool = &pool;
+  Run run(c, t, pool);
   const unsigned D = cu.offline + cu.writers;
   make_devices(run, cu.restaurants, D, "catchup");
   std::vector<DevicePtr> offline;
