@@ -445,8 +445,10 @@ bool ServerProcess::start(const std::string& bin, const std::string& store,
   if (store == "sqlite") store_spec = "sqlite:" + tmpdir() + "/bench.db";
   log_path_ = tmpdir() + "/server.log";
   std::uint16_t port = free_port();
+  // The bench speaks the legacy protocol, which has no tokens: the spawned server runs open.
   std::vector<std::string> args = {
-      bin, "--host", "127.0.0.1", "--port", std::to_string(port), "--store", store_spec};
+      bin,       "--host",   "127.0.0.1", "--port", std::to_string(port),
+      "--store", store_spec, "--auth",    "off"};
   std::istringstream is(extra_args);
   for (std::string a; is >> a;) args.push_back(a);
   std::vector<char*> argv;

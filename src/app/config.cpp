@@ -1,8 +1,39 @@
 #include "app/config.h"
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 
 namespace possync {
+
+std::optional<std::int64_t> parse_duration_seconds(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::int64_t unit = 1;
+  switch (text.back()) {
+    case 'd':
+      unit = 86400;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 's':
+      unit = 1;
+      break;
+    default:
+      unit = 0;
+  }
+  if (unit != 0) text.remove_suffix(1);
+  if (unit == 0) unit = 1;
+  std::int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  constexpr std::int64_t kTenYears = 10 * 366 * 86400;
+  if (ec != std::errc() || ptr != text.data() + text.size() || n <= 0 || n > kTenYears / unit) {
+    return std::nullopt;
+  }
+  return n * unit;
+}
 
 ParsedConfig parse_config(int argc, char** argv) {
   Config c;
@@ -77,12 +108,41 @@ ParsedConfig parse_config(int argc, char** argv) {
       ->envname("POSSYNC_CORS_ORIGINS")
       ->delimiter(',');
 
+  std::string auth = "required";
+  app.add_option("--auth", auth,
+                 "required: every device needs a token; off: legacy open access (warns)")
+      ->envname("POSSYNC_AUTH")
+      ->check(CLI::IsMember({"required", "off"}));
+  app.add_option("--jwt-secret-file", c.jwt_secret_file,
+                 "Token signing keys, '<kid> <secret>' per line (created if missing)")
+      ->envname("POSSYNC_JWT_SECRET_FILE");
+
+  TokenCommand token;
+  std::string ttl = "30d";
+  auto* token_cmd = app.add_subcommand("token", "Device tokens")->require_subcommand(1);
+  auto* issue =
+      token_cmd->add_subcommand("issue", "Print a new device token signed with the first key");
+  issue->add_option("--restaurant", token.restaurant_id, "Restaurant id ('*' with --role admin)")
+      ->required();
+  issue->add_option("--device", token.device_id, "Device id")->required();
+  issue->add_option("--role", token.role, "pos, kds, manager or admin")
+      ->required()
+      ->check(CLI::IsMember({"pos", "kds", "manager", "admin"}));
+  issue->add_option("--ttl", ttl, "Lifetime: 30d, 12h, 15m, 90s")->capture_default_str();
+
   try {
     app.parse(argc, argv);
+    if (issue->parsed()) {
+      auto seconds = parse_duration_seconds(ttl);
+      if (!seconds) throw CLI::ValidationError("--ttl", "expected e.g. 30d, 12h, 15m or 90s");
+      token.ttl_seconds = *seconds;
+    }
   } catch (const CLI::ParseError& e) {
-    return {std::nullopt, app.exit(e)};
+    return {std::nullopt, std::nullopt, app.exit(e)};
   }
-  return {c, 0};
+  c.auth = auth == "off" ? AuthMode::off : AuthMode::required;
+  if (issue->parsed()) return {c, token, 0};
+  return {c, std::nullopt, 0};
 }
 
 }  // namespace possync

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "auth/authenticator.h"
+
 namespace possync {
 
 struct Config {
@@ -33,14 +35,31 @@ struct Config {
   std::size_t commit_batch = 1024;
   std::size_t catchup_page = 500;
   std::vector<std::string> cors_origins{"*"};
+
+  AuthMode auth = AuthMode::required;
+  // Token signing keys (auth/keys.h); created with one new key if missing. POSSYNC_JWT_KEYS, if
+  // set, holds the keys themselves instead.
+  std::string jwt_secret_file = "./data/jwt.keys";
+};
+
+// `possync-server token issue ...`: print a device token signed with the configured key.
+struct TokenCommand {
+  std::string restaurant_id;
+  std::string device_id;
+  std::string role;
+  std::int64_t ttl_seconds = 0;
 };
 
 // Parses argv and the environment. Returns the Config, or an exit code when the program should
 // stop at once (--help: 0; a bad option: CLI11's non-zero code, after printing why).
 struct ParsedConfig {
   std::optional<Config> config;
+  std::optional<TokenCommand> token;  // set when the `token issue` subcommand was given
   int exit_code = 0;
 };
+
+// "30d", "12h", "15m", "90s" or a plain number of seconds; nothing if malformed or not positive.
+std::optional<std::int64_t> parse_duration_seconds(std::string_view text);
 ParsedConfig parse_config(int argc, char** argv);
 
 }  // namespace possync

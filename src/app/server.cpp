@@ -8,6 +8,7 @@
 #include <csignal>
 #include <thread>
 
+#include "app/token_command.h"
 #include "store/open_store.h"
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
@@ -21,6 +22,28 @@ namespace possync {
 int run_server(const Config& config, const std::function<void(unsigned short)>& on_listening) {
   const std::size_t threads =
       config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  std::vector<JwtKey> keys;
+  if (config.auth == AuthMode::required) {
+    bool created = false;
+    auto loaded = configured_keys(config, &created);
+    if (!loaded) {
+      spdlog::critical("cannot load token signing keys: {}", loaded.error().message);
+      return 2;
+    }
+    if (created) {
+      spdlog::warn(
+          "created {} with a new token signing key; issue device tokens with "
+          "`possync-server token issue` (docs/security.md)",
+          config.jwt_secret_file);
+    }
+    keys = std::move(*loaded);
+  } else {
+    spdlog::warn(
+        "--auth off: any client that can reach this server can read and write every "
+        "restaurant; use it only while devices cannot send tokens yet");
+  }
+  const Authenticator auth(config.auth, std::move(keys));
 
   auto store = open_store(config.store, std::max<std::size_t>(4, threads * 2));
   if (!store) {
@@ -36,7 +59,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   Hub hub(render_live_change);
   CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics},
                           [&hub](std::span<const Outcome> outcomes) { hub.publish(outcomes); });
-  ServerContext ctx{config, db, hub, pipeline, metrics, {config.max_id_bytes, 64}};
+  ServerContext ctx{config, db, hub, pipeline, metrics, auth, {config.max_id_bytes, 64}};
   RestApi api(ctx);
 
   boost::system::error_code ec;

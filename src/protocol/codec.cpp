@@ -193,6 +193,12 @@ Result<ClientMessage> decode_message(const json::object& msg, const Origin& orig
     r.since = *since;
     return ClientMessage{std::move(r)};
   }
+  if (type == "auth") {
+    auto token = optional_string(msg, "token");
+    if (!token) return token.error();
+    if (!*token || (*token)->empty()) return missing("token");
+    return ClientMessage{AuthMsg{std::move(**token)}};
+  }
   if (type == "user_changed") {
     auto user = optional_string(msg, "user_id");
     if (!user) return user.error();
@@ -216,6 +222,12 @@ std::string render_registered(const Origin& origin, std::uint64_t seq) {
   o["restaurant_id"] = origin.restaurant_id;
   o["timestamp"] = iso8601_utc(now_ms());
   o["seq"] = seq;
+  return json::serialize(o);
+}
+
+std::string render_auth_ok(std::int64_t expires_at_s) {
+  auto o = envelope("auth_ok");
+  o["expires_at"] = iso8601_utc(expires_at_s * 1000);
   return json::serialize(o);
 }
 

@@ -36,6 +36,10 @@ struct RegisterMsg {
   std::optional<std::uint64_t> since;
 };
 struct HeartbeatMsg {};
+// possync extension: a fresh token for the open connection, before the current one expires.
+struct AuthMsg {
+  std::string token;
+};
 struct UserChangedMsg {
   std::string user_id;
 };
@@ -48,7 +52,7 @@ struct ChangeMsg {
   // `change.record_id` may then be empty (the app sent a null user_id).
   bool record_id_from_user_id = false;
 };
-using ClientMessage = std::variant<RegisterMsg, HeartbeatMsg, UserChangedMsg, ChangeMsg>;
+using ClientMessage = std::variant<RegisterMsg, HeartbeatMsg, AuthMsg, UserChangedMsg, ChangeMsg>;
 
 // Parses text into a JSON object (invalid_json / invalid_message otherwise).
 Result<boost::json::object> parse_object(std::string_view text);
@@ -75,6 +79,8 @@ std::optional<Error> check_id_field(std::string_view field, std::string_view val
 // ---- rendering (server -> client) ----
 std::string render_registered(const Origin& origin, std::uint64_t seq);
 std::string render_heartbeat_response(std::string_view device_id);
+// The answer to an accepted `auth` message: when the new token expires.
+std::string render_auth_ok(std::int64_t expires_at_s);
 std::string render_error(const Error& error, std::string_view change_id = {});
 std::string render_ack(const Outcome& outcome);
 std::string render_caught_up(std::uint64_t seq);

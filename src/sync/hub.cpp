@@ -87,7 +87,18 @@ bool Hub::has_room(const std::string& restaurant) const {
   return rooms_.contains(restaurant);
 }
 
-std::vector<std::shared_ptr<Subscriber>> Hub::subscribers_of(std::string_view restaurant) const {
+std::vector<std::pair<std::string, std::size_t>> Hub::rooms() const {
+  std::vector<std::pair<std::string, std::size_t>> out;
+  std::lock_guard lock(mutex_);
+  out.reserve(rooms_.size());
+  for (const auto& [id, room] : rooms_) {
+    std::lock_guard room_lock(room->mutex_);
+    out.emplace_back(id, room->subscribers_.size());
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<Subscriber>> Hub::subscribers(std::string_view restaurant) const {
   std::lock_guard lock(mutex_);
   auto it = rooms_.find(restaurant);
   if (it == rooms_.end()) return {};
@@ -96,7 +107,7 @@ std::vector<std::shared_ptr<Subscriber>> Hub::subscribers_of(std::string_view re
 }
 
 std::vector<DeviceStatus> Hub::devices(const std::string& restaurant) const {
-  const auto subs = subscribers_of(restaurant);
+  const auto subs = subscribers(restaurant);
   std::vector<DeviceStatus> out;
   out.reserve(subs.size());
   for (const auto& s : subs) out.push_back(s->status());
@@ -105,7 +116,7 @@ std::vector<DeviceStatus> Hub::devices(const std::string& restaurant) const {
 
 void Hub::notify_device(const std::string& restaurant, std::string_view device_id,
                         const std::shared_ptr<const std::string>& payload) const {
-  for (const auto& s : subscribers_of(restaurant)) {
+  for (const auto& s : subscribers(restaurant)) {
     if (s->status().device_id == device_id) s->notify(payload);
   }
 }

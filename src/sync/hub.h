@@ -52,8 +52,10 @@ class Subscriber {
   virtual void deliver(std::shared_ptr<const Delivery> delivery) = 0;
   // Thread-safe snapshot of the connection's device, user and times.
   virtual DeviceStatus status() const = 0;
-  // Thread-safe: close the connection because the server is shutting down.
-  virtual void shutdown() = 0;
+  // Thread-safe: close the connection with a WebSocket close code, after what is queued.
+  virtual void disconnect(std::uint16_t code, std::string reason) = 0;
+  // Close because the server is shutting down (1001: the device reconnects, maybe elsewhere).
+  void shutdown() { disconnect(1001, "server shutting down"); }
   // Thread-safe: queue a payload that is not part of the seq-ordered stream.
   virtual void notify(std::shared_ptr<const std::string> payload) = 0;
 };
@@ -92,6 +94,10 @@ class Hub {
   std::size_t restaurant_count() const;
   std::size_t connection_count() const;
   bool has_room(const std::string& restaurant) const;
+  // Every room: restaurant id and its number of connections (for the admin surface).
+  std::vector<std::pair<std::string, std::size_t>> rooms() const;
+  // The connections of one restaurant.
+  std::vector<std::shared_ptr<Subscriber>> subscribers(std::string_view restaurant) const;
   std::vector<DeviceStatus> devices(const std::string& restaurant) const;
   // Queues `payload` to every connection of one device of a restaurant (outside the seq stream).
   void notify_device(const std::string& restaurant, std::string_view device_id,
@@ -102,8 +108,6 @@ class Hub {
   void clear();
 
  private:
-  std::vector<std::shared_ptr<Subscriber>> subscribers_of(std::string_view restaurant) const;
-
   Renderer render_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Room>, std::less<>> rooms_;

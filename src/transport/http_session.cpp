@@ -8,6 +8,8 @@
 #include <charconv>
 
 #include "common/ids.h"
+#include "common/time.h"
+#include "transport/request_auth.h"
 #include "transport/ws_session.h"
 
 namespace beast = boost::beast;
@@ -79,11 +81,11 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
 }
 
 void HttpSession::upgrade(Request req) {
-  auto fail = [&](http::status status, const Error& e) {
-    auto res = api_.error(req, status, e);
+  auto answer = [&](Response res) {
     res.keep_alive(false);
     write(std::move(res));
   };
+  auto fail = [&](http::status status, const Error& e) { answer(api_.error(req, status, e)); };
   if (ctx_.stopping) {
     return fail(http::status::service_unavailable,
                 {errc::kShuttingDown, "the server is shutting down; reconnect elsewhere"});
@@ -113,6 +115,13 @@ void HttpSession::upgrade(Request req) {
       since = v;
     }
   }
+  auto caller = ctx_.auth.authenticate(request_token(req, url->params()), now_ms() / 1000);
+  if (!caller) return answer(api_.auth_error(req, caller.error()));
+  // A device with a token may leave out the ids its token names.
+  if (!caller->anonymous && caller->restaurant_id != kAnyRestaurant) {
+    if (origin.restaurant_id.empty()) origin.restaurant_id = caller->restaurant_id;
+    if (origin.device_id.empty()) origin.device_id = caller->device_id;
+  }
   for (auto [name, value] :
        {std::pair<const char*, const std::string*>{"restaurant_id", &origin.restaurant_id},
         {"device_id", &origin.device_id}}) {
@@ -124,11 +133,20 @@ void HttpSession::upgrade(Request req) {
       return fail(http::status::bad_request, *e);
     }
   }
+  if (auto e = ctx_.auth.authorize(*caller, origin.restaurant_id, origin.device_id)) {
+    return answer(api_.auth_error(req, *e));
+  }
   if (!origin.user_id.empty() && check_id(origin.user_id, ctx_.config.max_id_bytes)) {
     origin.user_id.clear();
   }
-  std::make_shared<WsSession>(std::move(stream_), ctx_, std::move(origin), since)
-      ->run(std::move(req));
+  if (caller->anonymous) {
+    spdlog::warn("unauthenticated connection restaurant={} device={} (--auth off)",
+                 origin.restaurant_id, origin.device_id);
+  }
+  auto subprotocol = selected_subprotocol(req);
+  std::make_shared<WsSession>(std::move(stream_), ctx_, std::move(origin), std::move(*caller),
+                              since)
+      ->run(std::move(req), std::move(subprotocol));
 }
 
 void HttpSession::write(Response res) {

@@ -8,6 +8,8 @@
 
 #include "common/ids.h"
 #include "common/time.h"
+#include "protocol/close_codes.h"
+#include "transport/request_auth.h"
 
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -56,6 +58,22 @@ RestApi::Response RestApi::error(const Request& req, http::status status, const 
                  {"message", e.message},
                  {"timestamp", iso8601_utc(now_ms())}};
   return json(req, status, json::serialize(o));
+}
+
+RestApi::Response RestApi::auth_error(const Request& req, const Error& e) const {
+  Response res = error(req, auth_status(e), e);
+  add_auth_challenge(res, e);
+  return res;
+}
+
+std::optional<Principal> RestApi::authenticate(const Request& req, boost::urls::params_view params,
+                                               Respond& respond) const {
+  auto caller = ctx_.auth.authenticate(request_token(req, params), now_ms() / 1000);
+  if (!caller) {
+    respond(auth_error(req, caller.error()));
+    return std::nullopt;
+  }
+  return std::move(*caller);
 }
 
 bool RestApi::restaurant_exists(const std::string& id, const LogHead& head) const {
@@ -110,8 +128,16 @@ void RestApi::handle(const Request& req, Respond respond) {
     if (only(http::verb::get)) health(req, respond);
     return;
   }
+  // Everything below needs a caller (anyone, with --auth off).
+  auto caller = authenticate(req, url->params(), respond);
+  if (!caller) return;
+  auto refuse = [&](const std::optional<Error>& e) {
+    if (e) respond(auth_error(req, *e));
+    return e.has_value();
+  };
+
   if (segments.size() == 1 && segments[0] == "metrics") {
-    if (only(http::verb::get)) {
+    if (only(http::verb::get) && !refuse(ctx_.auth.require_admin(*caller))) {
       Response res =
           json(req, http::status::ok,
                ctx_.metrics.render({ctx_.hub.connection_count(), ctx_.hub.restaurant_count()}));
@@ -121,8 +147,23 @@ void RestApi::handle(const Request& req, Respond respond) {
     return;
   }
   if (segments.size() == 2 && segments[0] == "api" && segments[1] == "sync") {
-    if (only(http::verb::post)) sync(req, std::move(respond));
+    if (only(http::verb::post)) sync(req, *caller, std::move(respond));
     return;
+  }
+  if (segments.size() >= 3 && segments[0] == "api" && segments[1] == "admin") {
+    if (refuse(ctx_.auth.require_admin(*caller))) return;
+    if (segments.size() == 3 && segments[2] == "restaurants") {
+      if (only(http::verb::get)) admin_restaurants(req, respond);
+      return;
+    }
+    if (segments.size() == 5 && segments[2] == "restaurants" && segments[4] == "disconnect") {
+      if (!only(http::verb::post)) return;
+      std::string device;
+      if (auto it = url->params().find("device_id"); it != url->params().end()) {
+        device = (*it).value;
+      }
+      return admin_disconnect(req, segments[3], device, respond);
+    }
   }
   if (segments.size() == 4 && segments[0] == "api" && segments[1] == "restaurants") {
     const std::string& id = segments[2];
@@ -136,6 +177,7 @@ void RestApi::handle(const Request& req, Respond respond) {
       respond(error(req, http::status::bad_request, *e));
       return;
     }
+    if (refuse(ctx_.auth.authorize(*caller, id, {}))) return;
     if (what == "status") return restaurant_status(req, id, respond);
     if (what == "data") return restaurant_data(req, id, respond);
     std::uint64_t since = 0;
@@ -170,6 +212,37 @@ void RestApi::health(const Request& req, Respond& respond) {
                  {"timestamp", iso8601_utc(now_ms())},
                  {"connectedRestaurants", ctx_.hub.restaurant_count()},
                  {"totalConnections", ctx_.hub.connection_count()}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+void RestApi::admin_restaurants(const Request& req, Respond& respond) {
+  json::array restaurants;
+  std::size_t total = 0;
+  for (const auto& [id, connections] : ctx_.hub.rooms()) {
+    restaurants.push_back(json::object{{"restaurant_id", id}, {"connections", connections}});
+    total += connections;
+  }
+  json::object o{{"restaurants", std::move(restaurants)},
+                 {"total_connections", total},
+                 {"timestamp", iso8601_utc(now_ms())}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+void RestApi::admin_disconnect(const Request& req, const std::string& id, std::string_view device,
+                               Respond& respond) {
+  if (auto e = check_id_field("restaurant id", id, ctx_.config.max_id_bytes)) {
+    respond(error(req, http::status::bad_request, *e));
+    return;
+  }
+  std::size_t closed = 0;
+  for (const auto& s : ctx_.hub.subscribers(id)) {
+    if (!device.empty() && s->status().device_id != device) continue;
+    s->disconnect(kCloseByOperator, "disconnected by an operator");
+    ++closed;
+  }
+  spdlog::warn("operator disconnected {} connection(s) of restaurant={}{}{}", closed, id,
+               device.empty() ? "" : " device=", device);
+  json::object o{{"restaurant_id", id}, {"disconnected", closed}};
   respond(json(req, http::status::ok, json::serialize(o)));
 }
 
@@ -295,7 +368,7 @@ Origin RestApi::entry_origin(const Origin& body, const json::object& entry) cons
   return origin;
 }
 
-void RestApi::sync(const Request& req, Respond respond) {
+void RestApi::sync(const Request& req, const Principal& caller, Respond respond) {
   auto body = parse_object(req.body());
   if (!body) {
     respond(error(req, http::status::bad_request, body.error()));
@@ -317,6 +390,10 @@ void RestApi::sync(const Request& req, Respond respond) {
   auto device = restaurant ? field("device_id") : Result<std::string>(restaurant.error());
   if (!device) {
     respond(error(req, http::status::bad_request, device.error()));
+    return;
+  }
+  if (auto e = ctx_.auth.authorize(caller, *restaurant, *device)) {
+    respond(auth_error(req, *e));
     return;
   }
   Origin origin{*restaurant, *device, {}};

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <boost/url/params_view.hpp>
 #include <functional>
+#include <optional>
 
 #include "transport/server_context.h"
 
@@ -27,6 +29,8 @@ class RestApi {
   Response error(const Request& req, boost::beast::http::status status, const Error& e) const;
   // A response with a JSON body, CORS headers and the request's keep-alive.
   Response json(const Request& req, boost::beast::http::status status, std::string body) const;
+  // 401 (with WWW-Authenticate) or 403 for an Error of the Authenticator.
+  Response auth_error(const Request& req, const Error& e) const;
 
  private:
   void health(const Request& req, Respond& respond);
@@ -34,7 +38,13 @@ class RestApi {
   void restaurant_data(const Request& req, const std::string& id, Respond& respond);
   void restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
                           std::size_t limit, Respond& respond);
-  void sync(const Request& req, Respond respond);
+  void sync(const Request& req, const Principal& caller, Respond respond);
+  void admin_restaurants(const Request& req, Respond& respond);
+  void admin_disconnect(const Request& req, const std::string& id, std::string_view device,
+                        Respond& respond);
+  // The caller of `req`, or nothing after answering 401.
+  std::optional<Principal> authenticate(const Request& req, boost::urls::params_view params,
+                                        Respond& respond) const;
   bool restaurant_exists(const std::string& id, const LogHead& head) const;
   // Answers 503 if a store read failed or 404 if the restaurant is unknown; false if it answered.
   template <class T>

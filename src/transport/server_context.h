@@ -1,10 +1,12 @@
 // What every connection needs from the server: configuration, the store (reads), the hub
-// (rooms, fan-out), and the commit pipeline (writes). Owned by Server; outlives every session.
+// (rooms, fan-out), the commit pipeline (writes) and the authenticator. Owned by Server; outlives
+// every session.
 #pragma once
 
 #include <atomic>
 
 #include "app/config.h"
+#include "auth/authenticator.h"
 #include "common/metrics.h"
 #include "protocol/codec.h"
 #include "store/store.h"
@@ -19,6 +21,7 @@ struct ServerContext {
   Hub& hub;
   CommitPipeline& pipeline;
   Metrics& metrics;
+  const Authenticator& auth;
   ProtocolLimits limits;
   std::atomic<bool> stopping{false};
 };

@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/time.h"
+#include "protocol/close_codes.h"
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
@@ -29,10 +30,11 @@ bool is_normal_end(const beast::error_code& ec) {
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, ServerContext& ctx, Origin origin,
-                     std::optional<std::uint64_t> since)
+                     Principal caller, std::optional<std::uint64_t> since)
     : ws_(std::move(stream)),
       ctx_(ctx),
       origin_(std::move(origin)),
+      caller_(std::move(caller)),
       initial_since_(since),
       connected_at_ms_(now_ms()),
       last_seen_ms_(connected_at_ms_),
@@ -42,12 +44,15 @@ WsSession::WsSession(beast::tcp_stream&& stream, ServerContext& ctx, Origin orig
 
 WsSession::~WsSession() = default;
 
-void WsSession::run(Request req) {
+void WsSession::run(Request req, std::string subprotocol) {
   beast::get_lowest_layer(ws_).expires_never();
   ws_.set_option(websocket::stream_base::timeout{ctx_.config.handshake_timeout,
                                                  ctx_.config.idle_timeout, true});
   ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "possync"); }));
+      [subprotocol = std::move(subprotocol)](websocket::response_type& res) {
+        res.set(http::field::server, "possync");
+        if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
+      }));
   ws_.read_message_max(ctx_.config.max_frame_bytes);
   ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
 }
@@ -65,8 +70,40 @@ void WsSession::on_accept(beast::error_code ec) {
   spdlog::info("device connected restaurant={} device={} remote={}", origin_.restaurant_id,
                origin_.device_id,
                beast::get_lowest_layer(ws_).socket().remote_endpoint(ec).address().to_string());
+  arm_token_expiry();
   if (initial_since_) start_catchup(*initial_since_);
   do_read();
+}
+
+void WsSession::arm_token_expiry() {
+  if (caller_.expires_at == 0 || closing_) return;
+  const auto left = std::chrono::seconds(caller_.expires_at) - std::chrono::milliseconds(now_ms());
+  close_timer_.expires_after(std::max<std::chrono::milliseconds>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(left), std::chrono::milliseconds(0)));
+  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->closing_) return;
+    spdlog::info("token expired restaurant={} device={}", self->origin_.restaurant_id,
+                 self->origin_.device_id);
+    self->send_error({auth_errc::kTokenExpired, "the token has expired; reconnect with a new one"});
+    self->close_with(static_cast<websocket::close_code>(kCloseTokenExpired), "token expired",
+                     false);
+  });
+}
+
+void WsSession::handle_auth(const AuthMsg& msg) {
+  auto caller = ctx_.auth.authenticate(msg.token, now_ms() / 1000);
+  std::optional<Error> refused;
+  if (!caller) {
+    refused = caller.error();
+  } else if (caller->anonymous) {
+    refused = Error{errc::kBadRequest, "authentication is off on this server"};
+  } else {
+    refused = ctx_.auth.authorize(*caller, origin_.restaurant_id, origin_.device_id);
+  }
+  if (refused) return send_error(*refused);
+  caller_ = std::move(*caller);
+  arm_token_expiry();
+  send(render_auth_ok(caller_.expires_at));
 }
 
 void WsSession::do_read() {
@@ -135,6 +172,7 @@ void WsSession::handle_text(std::string_view text) {
                    if (m.since && mode_ == Mode::live) start_catchup(*m.since);
                  },
                  [&](HeartbeatMsg&) { send(render_heartbeat_response(origin_.device_id)); },
+                 [&](AuthMsg& m) { handle_auth(m); },
                  [&](UserChangedMsg& m) {
                    std::lock_guard lock(status_mutex_);
                    origin_.user_id = std::move(m.user_id);
@@ -279,9 +317,9 @@ DeviceStatus WsSession::status() const {
   return {origin_.device_id, origin_.user_id, connected_at_ms_, last_seen_ms_};
 }
 
-void WsSession::shutdown() {
-  net::post(ws_.get_executor(), [self = shared_from_this()] {
-    self->close_with(websocket::close_code::going_away, "server shutting down", false);
+void WsSession::disconnect(std::uint16_t code, std::string reason) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), code, reason = std::move(reason)] {
+    self->close_with(static_cast<websocket::close_code>(code), reason, false);
   });
 }
 

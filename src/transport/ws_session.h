@@ -29,16 +29,17 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  WsSession(boost::beast::tcp_stream&& stream, ServerContext& ctx, Origin origin,
+  WsSession(boost::beast::tcp_stream&& stream, ServerContext& ctx, Origin origin, Principal caller,
             std::optional<std::uint64_t> since);
   ~WsSession() override;
 
-  // Completes the WebSocket handshake for `req` and starts the session.
-  void run(Request req);
+  // Completes the WebSocket handshake for `req` (answering with `subprotocol` if not empty) and
+  // starts the session.
+  void run(Request req, std::string subprotocol);
 
   void deliver(std::shared_ptr<const Delivery> delivery) override;
   DeviceStatus status() const override;
-  void shutdown() override;
+  void disconnect(std::uint16_t code, std::string reason) override;
   // Queues a payload outside the seq-ordered stream (e.g. sync_update). Thread-safe.
   void notify(std::shared_ptr<const std::string> payload) override;
 
@@ -50,6 +51,9 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle_text(std::string_view text);
   void handle_change(ChangeMsg msg);
+  void handle_auth(const AuthMsg& msg);
+  // Closes the connection when the token expires (close_timer_ waits for it until closing).
+  void arm_token_expiry();
   void flush_deferred();
   void submit(ChangeRequest request);
 
@@ -71,6 +75,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   boost::beast::flat_buffer buffer_;
   ServerContext& ctx_;
   Origin origin_;
+  Principal caller_;
   std::optional<std::uint64_t> initial_since_;
 
   mutable std::mutex status_mutex_;  // guards origin_.user_id and last_seen_ms_ for status()
@@ -99,6 +104,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   bool writing_ = false;
   bool closing_ = false;
   bool joined_ = false;
+  // Until closing: waits for the token's expiry. Once closing: bounds the close handshake.
   boost::asio::steady_timer close_timer_;
   boost::beast::websocket::close_reason close_reason_;
 };

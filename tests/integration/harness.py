@@ -16,6 +16,7 @@ import base64
 import datetime
 import functools
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -61,6 +62,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+DEFAULT = object()  # "the harness picks": e.g. a token valid for the request
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(secret, claims, kid="k1", alg="HS256"):
+    """An HS256 JWT signed here with Python's hmac: an implementation independent of the server's."""
+    header = {"alg": alg, "typ": "JWT"}
+    if kid is not None:
+        header["kid"] = kid
+    signing_input = (b64url(json.dumps(header).encode()) + "." +
+                     b64url(json.dumps(claims).encode()))
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(signature)
+
+
 def is_change(msg):
     """True for a server->client message carrying a committed change (typed update/data_change)."""
     return isinstance(msg, dict) and msg.get("type") in CHANGE_MESSAGE_TYPES and "seq" in msg
@@ -84,11 +103,27 @@ class ServerProcess:
 
     store: "sqlite" (a fresh sqlite file in a temporary directory, the default), "memory", or a
     full --store value. extra_args: more command-line options. env: extra environment variables.
+    auth: True (the server's default, --auth required, with a key file written here; clients of
+    this harness send tokens signed with it) or False (--auth off, the legacy open mode).
     """
 
-    def __init__(self, store="sqlite", extra_args=(), workdir=None, env=None):
+    def __init__(self, store="sqlite", extra_args=(), workdir=None, env=None, auth=True):
         self.workdir = workdir or tempfile.mkdtemp(prefix="possync-it-")
         self._own_workdir = workdir is None
+        self.auth = auth
+        self.key_file = os.path.join(self.workdir, "jwt.keys")
+        if auth and not os.path.exists(self.key_file):
+            secret = os.urandom(32)
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"# written by the test harness\nk1 {b64url(secret)}\n")
+        self.keys = {}
+        if auth:
+            with open(self.key_file) as f:
+                for line in f:
+                    if line.strip() and not line.startswith("#"):
+                        kid, secret = line.split()
+                        self.keys[kid] = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
         if store == "sqlite":
             self.store = "sqlite:" + os.path.join(self.workdir, "db.sqlite")
         else:
@@ -119,6 +154,7 @@ class ServerProcess:
             log_path = os.path.join(self.workdir, f"server-{len(self.log_paths)}.log")
             self.log_paths.append(log_path)
             args = [SERVER_BIN, "--host", "127.0.0.1", "--port", str(p), "--store", self.store]
+            args += ["--jwt-secret-file", self.key_file] if self.auth else ["--auth", "off"]
             args += self.extra_args
             with open(log_path, "wb") as log:
                 self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
@@ -234,17 +270,43 @@ class ServerProcess:
             out.extend(text[-lines:])
         return "\n".join(out)
 
+    # ---- tokens ----
+
+    def token(self, restaurant, device, role="manager", ttl=3600, kid="k1", **claims):
+        """A device token signed with this server's key `kid` (extra claims override)."""
+        now = int(time.time())
+        payload = {"restaurant_id": restaurant, "device_id": device, "role": role, "iat": now,
+                   "exp": now + ttl, "jti": b64url(os.urandom(12))}
+        payload.update(claims)
+        return make_jwt(self.keys[kid], payload, kid=kid)
+
+    def admin_token(self):
+        return self.token("*", "harness-admin", role="admin")
+
+    def _token_for(self, token, restaurant, device):
+        """The token a client sends: DEFAULT picks one valid for (restaurant, device) when auth
+        is on; None sends none."""
+        if token is DEFAULT:
+            return self.token(restaurant, device) if self.auth else None
+        return token
+
     # ---- HTTP ----
 
-    def http(self, method, path, body=None, headers=None, timeout=WAIT):
+    def http(self, method, path, body=None, headers=None, timeout=WAIT, token=DEFAULT):
         """One HTTP request on a fresh connection.
 
         body: a dict/list (sent as JSON), str/bytes (sent as is) or None.
+        token: DEFAULT sends an admin token when auth is on (tests of the device tokens pass
+        their own); None sends none.
         Returns (status, headers as a dict with lower-case names, parsed JSON body or None).
         """
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             hdrs = dict(headers or {})
+            if token is DEFAULT:
+                token = self.admin_token() if self.auth else None
+            if token is not None and "Authorization" not in hdrs:
+                hdrs["Authorization"] = "Bearer " + token
             if isinstance(body, (dict, list)):
                 payload = json.dumps(body).encode()
                 hdrs.setdefault("Content-Type", "application/json")
@@ -262,9 +324,9 @@ class ServerProcess:
         finally:
             conn.close()
 
-    async def ahttp(self, method, path, body=None, headers=None, timeout=WAIT):
+    async def ahttp(self, method, path, body=None, headers=None, timeout=WAIT, token=DEFAULT):
         """http() in a thread, so WebSocket readers keep running meanwhile."""
-        return await asyncio.to_thread(self.http, method, path, body, headers, timeout)
+        return await asyncio.to_thread(self.http, method, path, body, headers, timeout, token)
 
     async def connected_devices(self, restaurant):
         """Device ids listed by GET /api/restaurants/R/status ([] for an unknown restaurant)."""
@@ -301,8 +363,13 @@ class ServerProcess:
 
     # ---- WebSocket ----
 
-    def ws_url(self, restaurant, device, since=None, path="/ws", user_id=None, extra=None):
+    def ws_url(self, restaurant, device, since=None, path="/ws", user_id=None, extra=None,
+               token=DEFAULT):
+        """The URL a device connects to; `token` goes in the `token` query parameter."""
         params = {"device_id": device, "restaurant_id": restaurant}
+        token = self._token_for(token, restaurant, device)
+        if token is not None:
+            params["token"] = token
         if user_id is not None:
             params["user_id"] = user_id
         if since is not None:
@@ -311,12 +378,19 @@ class ServerProcess:
             params.update(extra)
         return f"ws://127.0.0.1:{self.port}{path}?{urllib.parse.urlencode(params)}"
 
-    async def connect(self, restaurant, device, since=None, path="/ws", user_id=None, **kwargs):
+    async def connect(self, restaurant, device, since=None, path="/ws", user_id=None,
+                      token=DEFAULT, **kwargs):
         """Opens a websockets connection and returns a WsClient reading it in the background."""
         ws = await websockets.connect(
-            self.ws_url(restaurant, device, since, path, user_id),
+            self.ws_url(restaurant, device, since, path, user_id, token=token),
             max_queue=None, open_timeout=WAIT, close_timeout=5, **kwargs)
         return WsClient(ws, f"{restaurant}/{device}")
+
+
+    def raw_ws(self, restaurant, device, token=DEFAULT, **kwargs):
+        """A RawWebSocket to this server (blocking: call it in a thread from async tests)."""
+        return RawWebSocket(self.port, restaurant, device,
+                            token=self._token_for(token, restaurant, device), **kwargs)
 
 
 def q(s):
@@ -625,7 +699,9 @@ class LegacyDevice:
     async def post_pending(self):
         """_syncPendingChanges(): POST the whole pending list; cleared only on HTTP 200."""
         body = self.sync_body()
-        status, headers, res = await self.server.ahttp("POST", "/api/sync", body)
+        status, headers, res = await self.server.ahttp(
+            "POST", "/api/sync", body,
+            token=self.server._token_for(DEFAULT, self.restaurant, self.device))
         if status == 200:
             del self.pending[: len(body["changes"])]
         return status, headers, res
@@ -649,7 +725,7 @@ class RawWebSocket:
     """
 
     def __init__(self, port, restaurant, device, path="/ws", since=None, rcvbuf=None,
-                 timeout=WAIT):
+                 timeout=WAIT, token=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -658,6 +734,8 @@ class RawWebSocket:
         params = {"device_id": device, "restaurant_id": restaurant}
         if since is not None:
             params["since"] = str(since)
+        if token is not None:
+            params["token"] = token
         key = base64.b64encode(os.urandom(16)).decode()
         request = (f"GET {path}?{urllib.parse.urlencode(params)} HTTP/1.1\r\n"
                    f"Host: 127.0.0.1:{port}\r\n"

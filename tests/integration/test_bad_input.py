@@ -275,6 +275,7 @@ class UpgradeValidationTest(ServerTestCase):
     async def test_upgrade_errors(self):
         server = self.start_server(store="memory")
         base = f"ws://127.0.0.1:{server.port}"
+        admin = server.admin_token()  # authentication passes; the ids are what is wrong
         cases = [
             ("/ws?device_id=d1", 400),  # no restaurant_id
             ("/ws?restaurant_id=r1", 400),  # no device_id
@@ -290,11 +291,12 @@ class UpgradeValidationTest(ServerTestCase):
         for path, expected in cases:
             with self.subTest(path):
                 with self.assertRaises(websockets.InvalidStatusCode) as cm:
-                    ws = await websockets.connect(base + path, open_timeout=WAIT)
+                    ws = await websockets.connect(base + path + "&token=" + admin,
+                                                  open_timeout=WAIT)
                     await ws.close()
                 self.assertEqual(cm.exception.status_code, expected, path)
         # Raw, to see the JSON error body.
-        status, body = raw_upgrade(server.port, "/ws?device_id=d1")
+        status, body = raw_upgrade(server.port, "/ws?device_id=d1&token=" + admin)
         self.assertEqual(status, 400)
         self.assertEqual(body["code"], "missing_field")
         self.assertIn("restaurant_id", body["message"])

@@ -6,7 +6,7 @@ import socket
 import time
 import unittest
 
-from harness import RawWebSocket, ServerTestCase, async_test, is_change
+from harness import ServerTestCase, async_test, is_change
 
 IDLE = 2
 
@@ -19,7 +19,7 @@ class LivenessTest(ServerTestCase):
         # A websockets client answers pings automatically (its own keepalive pings are off
         # so that only the server's pings keep it alive).
         alive = await server.connect("R", "alive", ping_interval=None)
-        mute = await asyncio.to_thread(RawWebSocket, server.port, "R", "mute")
+        mute = await asyncio.to_thread(server.raw_ws, "R", "mute")
         await server.wait_devices("R", ["alive", "mute"])
 
         # The mute peer: pings arrive (the server probes at half the idle timeout), nothing is
@@ -53,7 +53,7 @@ class LivenessTest(ServerTestCase):
         """Any traffic from the peer counts as a sign of life: a client sending heartbeats (as
         today's app does) is not dropped even if it never answers pings."""
         server = self.start_server(store="memory", extra_args=["--idle-timeout", str(IDLE)])
-        raw = await asyncio.to_thread(RawWebSocket, server.port, "R", "chatty")
+        raw = await asyncio.to_thread(server.raw_ws, "R", "chatty")
         watcher = await server.connect("R", "watcher")
         deadline = time.monotonic() + 3 * IDLE
         replies = 0

@@ -10,7 +10,8 @@ from harness import LegacyDevice, ServerTestCase, async_test
 def scrape(server):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.request("GET", "/metrics")
+        conn.request("GET", "/metrics",
+                     headers={"Authorization": "Bearer " + server.admin_token()})
         res = conn.getresponse()
         return res.status, res.getheader("Content-Type"), res.read().decode()
     finally:

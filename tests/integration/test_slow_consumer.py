@@ -4,7 +4,7 @@ nobody else is held back, and it recovers everything by reconnecting with since.
 import asyncio
 import unittest
 
-from harness import RawWebSocket, ServerTestCase, async_test, data_change, is_change
+from harness import ServerTestCase, async_test, data_change, is_change
 
 MAX_OUTBOUND = 65536
 PAD = "s" * 2048
@@ -19,7 +19,7 @@ class SlowConsumerTest(ServerTestCase):
         server = self.start_server(
             store="memory", extra_args=["--max-outbound-bytes", str(MAX_OUTBOUND)])
         # The slow device: handshake by hand, a tiny receive window, and then it never reads.
-        slow = await asyncio.to_thread(RawWebSocket, server.port, "R", "slow", rcvbuf=4096)
+        slow = await asyncio.to_thread(server.raw_ws, "R", "slow", rcvbuf=4096)
         writer = await server.connect("R", "writer")
         normal = await server.connect("R", "normal")
 

@@ -1,0 +1,49 @@
+#include "auth/authenticator.h"
+
+#include <fmt/format.h>
+
+namespace possync {
+
+Authenticator::Authenticator(AuthMode mode, std::vector<JwtKey> keys)
+    : mode_(mode), verifier_(std::move(keys)) {}
+
+Result<Principal> Authenticator::authenticate(std::string_view token, std::int64_t now_s) const {
+  if (!required()) return Principal{{}, {}, {}, 0, true};
+  if (token.empty()) {
+    return Error{errc::kUnauthorized,
+                 "a device token is required (Authorization: Bearer, ?token= or "
+                 "Sec-WebSocket-Protocol bearer.<token>)"};
+  }
+  auto claims = verifier_.verify(token, now_s);
+  if (!claims) return claims.error();
+  if (claims->restaurant_id == kAnyRestaurant && claims->role != "admin") {
+    return Error{auth_errc::kTokenInvalid, "only admin tokens may name every restaurant ('*')"};
+  }
+  return Principal{std::move(claims->restaurant_id), std::move(claims->device_id),
+                   std::move(claims->role), claims->expires_at, false};
+}
+
+std::optional<Error> Authenticator::authorize(const Principal& p, std::string_view restaurant,
+                                              std::string_view device) const {
+  if (p.anonymous || p.admin()) return std::nullopt;
+  if (p.restaurant_id != restaurant) {
+    return Error{errc::kForbidden, "the token is for another restaurant"};
+  }
+  if (!device.empty() && p.device_id != device) {
+    return Error{errc::kForbidden,
+                 fmt::format("the token is for device '{}', not '{}'", p.device_id, device)};
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> Authenticator::require_admin(const Principal& p) const {
+  if (p.anonymous || p.admin()) return std::nullopt;
+  return Error{errc::kForbidden, "an admin token is required"};
+}
+
+bool Authenticator::is_unauthenticated(const Error& e) {
+  return e.code == errc::kUnauthorized || e.code == auth_errc::kTokenInvalid ||
+         e.code == auth_errc::kTokenExpired;
+}
+
+}  // namespace possync
