@@ -28,6 +28,7 @@ inline constexpr const char* kMethodNotAllowed = "method_not_allowed";
 inline constexpr const char* kPayloadTooLarge = "payload_too_large";
 inline constexpr const char* kBadRequest = "bad_request";
 inline constexpr const char* kResetRequired = "reset_required";
+inline constexpr const char* kForbidden = "forbidden";
 }  // namespace errc
 
 // A value or an Error. `value()` on an error throws std::runtime_error (a programming mistake).
