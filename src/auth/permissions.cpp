@@ -179,8 +179,9 @@ const PermissionRule* PermissionTable::rule(Role role, DataType type) const {
 Decision PermissionTable::check(Role role, const Change& change) const {
   const std::string_view type = info(change.data_type).name;
   const PermissionRule* r = rule(role, change.data_type);
-  if (r == nullptr)
+  if (r == nullptr) {
     return forbid(fmt::format("role '{}' may not change {}", role_name(role), type));
+  }
   if (r->actions && !r->actions->contains(change.action)) {
     return forbid(fmt::format("role '{}' may not do '{}' on {} (allowed actions: {})",
                               role_name(role), change.action, type, join(*r->actions)));

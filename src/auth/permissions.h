@@ -33,7 +33,8 @@
 // with `{}` may do nothing). A rule is an object with the optional members `actions`, `fields` and
 // `deny_fields`, each a non-empty array of non-empty strings; `{}` allows every change to that
 // data type. Unknown roles, data types or rule members, a missing role and wrong types are
-// errors that name where they are (e.g. `kds.orders.actions[1]`).
+// errors that name where they are (e.g. `kds.orders.actions[1]`). A member given twice in one
+// object is not detected: the JSON parser keeps the last.
 //
 // Thread-safety: a PermissionTable is immutable after construction; check() may be called from any
 // thread.

@@ -69,13 +69,13 @@ using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>
 
 // One token bucket per key, each with the same RateLimit; try_take takes one token.
 //
-// Memory: a bucket that is full is the same as no bucket, so full buckets are dropped by a sweep
-// of all keys, run at most once per max(1 s, burst / per_second) (the time an untouched bucket
-// takes to refill, clamped to 1 s .. 1 h) — no state is lost. At most `max_keys` keys have a bucket
-// of their own: while the map is full (and no sweep is due), every further key shares one overflow
-// bucket with the same RateLimit. So a flood of distinct keys can neither grow memory nor escape
-// limiting; it can only slow down other new keys until a sweep makes room (a key that gets its own
-// bucket then starts with a full one).
+// Memory: a full bucket is the same as no bucket, so full buckets are dropped by a sweep of all
+// keys (under the lock, O(keys)), run at most once per burst / per_second (the time an untouched
+// bucket takes to refill; at least 1 s, at most 1 h): no state is lost. At most `max_keys` keys
+// have a bucket of their own: while the map is full (and no sweep is due), every further key
+// shares one overflow bucket with the same RateLimit. So a flood of distinct keys can neither grow
+// memory nor escape limiting; it can only slow down other new keys until a sweep makes room (a
+// key that then gets its own bucket starts with a full one).
 //
 // Thread-safety: every member function may be called from any thread (one mutex).
 class KeyedLimiter {
