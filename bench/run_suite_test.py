@@ -40,7 +40,8 @@ class RunSuiteQuick(unittest.TestCase):
             with open(os.path.join(tmp, "report-results.json"), encoding="utf-8") as f:
                 data = json.load(f)
             self.assertTrue(data["quick"])
-            self.assertEqual(sorted({r["scenario"] for r in data["runs"]}), sorted(data["scenarios"]))
+            self.assertEqual(sorted({r["scenario"] for r in data["runs"]}),
+                             sorted(data["scenarios"]))
             self.assertTrue(all(r["exit_code"] == 0 for r in data["runs"]))
 
 
