@@ -1060,7 +1060,8 @@ int main(int argc, char** argv) {
                    "(needs --server-bin or --server-pid)")
       ->transform(CLI::AsNumberWithUnit(std::map<std::string, double>{{"s", 1.0}, {"ms", 1e-3}},
                                         CLI::AsNumberWithUnit::CASE_SENSITIVE))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->option_text("DURATION=0");
 
   RampCfg ramp;
   ramp.base.duration = 5;
@@ -1118,7 +1119,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   s_cold->add_option("--runs", cold.runs, "Start-ups measured")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints and exits 0; any other parse error is bad usage: exit 2 (bench/README.md).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   {
     std::random_device rd;
