@@ -438,6 +438,15 @@ std::string ServerProcess::log_tail() const {
   return s;
 }
 
+namespace {
+// A wait status as a shell reports it: the exit code, or 128 + the signal that killed the process.
+int exit_code(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return -1;
+}
+}  // namespace
+
 bool ServerProcess::start(const std::string& bin, const std::string& store,
                           const std::string& extra_args, Target& t, double ready_timeout_s,
                           double* ready_seconds) {
@@ -485,7 +494,8 @@ bool ServerProcess::start(const std::string& bin, const std::string& store,
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = 0;
-      std::cerr << "possync-bench: server exited during start-up (status " << status << ")\n"
+      std::cerr << "possync-bench: server exited during start-up (exit code " << exit_code(status)
+                << ")\n"
                 << log_tail();
       return false;
     }
@@ -519,9 +529,7 @@ int ServerProcess::stop() {
     ::waitpid(pid_, &status, 0);
   }
   pid_ = 0;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
+  return exit_code(status);
 }
 
 ServerProcess::~ServerProcess() {

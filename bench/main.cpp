@@ -328,19 +328,46 @@ struct FanoutCfg {
   double warmup = 1;
   double drain = 10;
   bool twins = false;
+  double sample_rss_every = 0;  // seconds; > 0: a time series of the server's RSS
+};
+
+// The server's VmRSS over time (fanout --sample-rss-every): one sample when due, with the changes
+// sent and delivered so far, so memory can be read against the work done.
+class RssSampler {
+ public:
+  RssSampler(const Run& run, int pid, double every_s)
+      : run_(run), pid_(pid), every_ns_(static_cast<std::int64_t>(every_s * 1e9)) {}
+  bool enabled() const { return every_ns_ > 0 && pid_ > 0; }
+  void poll() {
+    if (!enabled()) return;
+    const std::int64_t now = now_ns();
+    if (now < run_.start_ns + next_ * every_ns_) return;
+    sample(now);
+    next_ = (now - run_.start_ns) / every_ns_ + 1;
+  }
+  void sample(std::int64_t now) {
+    std::uint64_t sent = 0;
+    for (const auto& d : run_.devs) sent += d->sent.load(std::memory_order_relaxed);
+    json::object s;
+    s["t_s"] = static_cast<double>(now - run_.start_ns) / 1e9;
+    s["rss_kb"] = rss_kb(pid_);
+    s["sent"] = sent;
+    s["delivered"] = run_.delivered.load(std::memory_order_relaxed);
+    samples_.push_back(std::move(s));
+  }
+  json::array& samples() { return samples_; }
+
+ private:
+  const Run& run_;
+  int pid_;
+  std::int64_t every_ns_;
+  std::int64_t next_ = 0;
+  json::array samples_;
 };
 
 json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
                         const std::string& tag, int& status) {
   json::object out;
-  json::object cfg;
-  cfg["restaurants"] = f.restaurants;
-  cfg["devices_per_restaurant"] = f.devices;
-  cfg["rate"] = f.rate;
-  cfg["duration_s"] = f.duration;
-  cfg["warmup_s"] = f.warmup;
-  cfg["twins"] = f.twins;
-  out["config"] = cfg;
 
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
   Run run(c, t, pool);
@@ -377,9 +404,12 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
     ++senders;
   }
   long rss_before = rss_kb(t.pid);
+  RssSampler rss(run, t.pid, f.sample_rss_every);
   const std::int64_t deadline = run.send_end_ns + static_cast<std::int64_t>(c.timeout * 1e9);
-  while (run.senders_done < senders && now_ns() < deadline)
+  while (run.senders_done < senders && now_ns() < deadline) {
+    rss.poll();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   if (run.senders_done < senders) pool.at(0).stats.error("send_phase_timeout");
   const std::int64_t sends_done = now_ns();
 
@@ -396,10 +426,13 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
     }
   }
   const std::int64_t drain_deadline = now_ns() + static_cast<std::int64_t>(f.drain * 1e9);
-  while (run.delivered.load() < expected && now_ns() < drain_deadline)
+  while (run.delivered.load() < expected && now_ns() < drain_deadline) {
+    rss.poll();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   const double drain_s = static_cast<double>(now_ns() - sends_done) / 1e9;
   long rss_after = rss_kb(t.pid);
+  if (rss.enabled()) rss.sample(now_ns());
   finish(run);
 
   Stats st = pool.merged();
@@ -419,6 +452,7 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
     out["server_rss_kb_start"] = rss_before;
     out["server_rss_kb_end"] = rss_after;
   }
+  if (rss.enabled()) out["server_rss_samples"] = std::move(rss.samples());
   if (ty.lost || ty.duplicated || total_errors(st.errors) || run.failed) status = 1;
   run.devs.clear();
   return out;
@@ -452,9 +486,7 @@ json::object run_ramp(const Common& c, const Target& t, const RampCfg& r, int& s
     double p99 = 1e18;
     if (auto* lat = res.if_contains("latency")) {
       auto& lo = lat->as_object();
-      row["p50_ms"] = lo["p50_ms"];
-      row["p99_ms"] = lo["p99_ms"];
-      row["max_ms"] = lo["max_ms"];
+      for (const char* k : {"p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms"}) row[k] = lo[k];
       p99 = lo["p99_ms"].to_number<double>();
     }
     std::uint64_t lost = res.contains("lost") ? res["lost"].to_number<std::uint64_t>() : 1;
@@ -655,13 +687,6 @@ json::object run_rest(const Common& c, const Target& t, const RestCfg& r, int& s
   rr.end_ns = rr.measure_start_ns + static_cast<std::int64_t>(r.duration * 1e9);
   Stats st = run_rest_clients(rr, r.clients, r.warmup + r.duration + c.timeout);
   json::object out;
-  json::object cfg;
-  cfg["clients"] = r.clients;
-  cfg["batch"] = r.batch;
-  cfg["restaurants"] = r.restaurants;
-  cfg["duration_s"] = r.duration;
-  cfg["rate"] = r.rate;
-  out["config"] = cfg;
   out["requests"] = rr.requests.load();
   out["changes_synced"] = rr.changes_ok.load();
   out["changes_per_s"] = static_cast<double>(st.sent_in_window) / r.duration;
@@ -686,12 +711,6 @@ struct CatchupCfg {
 
 json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu, int& status) {
   json::object out;
-  json::object cfg;
-  cfg["restaurants"] = cu.restaurants;
-  cfg["offline_devices_per_restaurant"] = cu.offline;
-  cfg["writers_per_restaurant"] = cu.writers;
-  cfg["changes_per_restaurant"] = cu.changes;
-  out["config"] = cfg;
 
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
   Run run(c, t, pool);
@@ -825,11 +844,6 @@ struct ColdCfg {
 
 json::object run_coldstart(const Common& c, const ColdCfg& cs, int& status) {
   json::object out;
-  json::object cfg;
-  cfg["changes"] = cs.changes;
-  cfg["restaurants"] = cs.restaurants;
-  cfg["runs"] = cs.runs;
-  out["config"] = cfg;
   std::map<std::string, std::uint64_t> errors;
 
   ServerProcess filler;
@@ -938,6 +952,24 @@ void print_table(const json::object& o, int indent = 0) {
   }
 }
 
+// Every option of `app` (not of its subcommands) with its value, given or default: the one place
+// that echoes a run's configuration into its result. Numbers and booleans stay JSON numbers and
+// booleans; flags are true when given.
+void add_options_json(const CLI::App& app, json::object& out) {
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt == app.get_help_ptr() || opt == app.get_help_all_ptr()) continue;
+    std::string name = opt->get_single_name();
+    if (opt->get_expected_min() == 0) {
+      out[name] = opt->count() > 0;
+      continue;
+    }
+    std::string text = opt->count() ? opt->results().back() : opt->get_default_str();
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec);
+    out[name] = ec || v.is_object() || v.is_array() ? json::value(text) : v;
+  }
+}
+
 bool parse_url(const std::string& url, Target& t) {
   std::string rest = url;
   if (rest.rfind("ws://", 0) == 0)
@@ -976,7 +1008,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   Common c;
   app.add_option("--url", c.url,
-                 "Server to measure, ws://host:port[/path] (ignored with --server-bin)");
+                 "Server to measure, ws://host:port[/path] (ignored with --server-bin)")
+      ->capture_default_str();
   app.add_option("--server-bin", c.server_bin,
                  "Spawn this server binary on a free port and stop it afterwards");
   app.add_option("--server-args", c.server_args, "Extra arguments for the spawned server")
@@ -985,7 +1018,8 @@ int main(int argc, char** argv) {
                  "Store of the spawned server: memory, sqlite (temporary file) or sqlite:PATH")
       ->capture_default_str();
   app.add_option("--server-pid", c.server_pid,
-                 "PID of the server given by --url, for its resident memory");
+                 "PID of the server given by --url, for its resident memory")
+      ->capture_default_str();
   app.add_option("--threads", c.threads, "Client I/O threads")->capture_default_str();
   app.add_option("--concurrency", c.concurrency, "Connection attempts in flight")
       ->capture_default_str();
@@ -1001,11 +1035,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   FanoutCfg fan;
-  auto add_fanout_opts = [](CLI::App* sc, FanoutCfg& f) {
+  // `duration`: the option names of the measured time (the ramp's is per step).
+  auto add_fanout_opts = [](CLI::App* sc, FanoutCfg& f, const std::string& duration,
+                            const std::string& duration_help) {
     sc->add_option("--restaurants,-R", f.restaurants, "Restaurants")->capture_default_str();
     sc->add_option("--devices,-D", f.devices, "Devices per restaurant (>= 2)")
         ->capture_default_str();
-    sc->add_option("--duration", f.duration, "Measured seconds")->capture_default_str();
+    sc->add_option(duration, f.duration, duration_help)->capture_default_str();
     sc->add_option("--warmup", f.warmup, "Seconds sent before measuring")->capture_default_str();
     sc->add_option("--drain", f.drain, "Most seconds to wait for outstanding deliveries")
         ->capture_default_str();
@@ -1015,21 +1051,27 @@ int main(int argc, char** argv) {
   };
   auto* s_fan = app.add_subcommand(
       "fanout", "R restaurants x D devices sending typed updates at a fixed total rate");
-  add_fanout_opts(s_fan, fan);
+  add_fanout_opts(s_fan, fan, "--duration", "Measured seconds");
   s_fan->add_option("--rate", fan.rate, "Changes per second, all devices together")
       ->capture_default_str();
+  s_fan
+      ->add_option("--sample-rss-every", fan.sample_rss_every,
+                   "Record the server's RSS every this often (5s, 500ms; 0 = off) as a time series "
+                   "(needs --server-bin or --server-pid)")
+      ->transform(CLI::AsNumberWithUnit(std::map<std::string, double>{{"s", 1.0}, {"ms", 1e-3}},
+                                        CLI::AsNumberWithUnit::CASE_SENSITIVE))
+      ->capture_default_str()
+      ->option_text("DURATION=0");
 
   RampCfg ramp;
   ramp.base.duration = 5;
   auto* s_ramp =
       app.add_subcommand("ramp", "Fanout steps of increasing rate until p99 passes a bound");
-  add_fanout_opts(s_ramp, ramp.base);
+  add_fanout_opts(s_ramp, ramp.base, "--step-duration,--duration", "Measured seconds per step");
   s_ramp->add_option("--start-rate", ramp.start_rate, "First step's rate")->capture_default_str();
   s_ramp->add_option("--step", ramp.step, "Rate added per step")->capture_default_str();
-  s_ramp->add_option("--max-rate", ramp.max_rate, "Stop after this rate");
+  s_ramp->add_option("--max-rate", ramp.max_rate, "Stop after this rate")->capture_default_str();
   s_ramp->add_option("--p99-bound-ms", ramp.p99_bound_ms, "p99 latency bound")
-      ->capture_default_str();
-  s_ramp->add_option("--step-duration", ramp.base.duration, "Measured seconds per step")
       ->capture_default_str();
 
   ConnCfg conn;
@@ -1077,14 +1119,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   s_cold->add_option("--runs", cold.runs, "Start-ups measured")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints and exits 0; any other parse error is bad usage: exit 2 (bench/README.md).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   {
     std::random_device rd;
     c.run_id = fmt::format("bench{:08x}", rd());
   }
   if (c.threads == 0) c.threads = 1;
-  const std::string scenario = app.get_subcommands().front()->get_name();
+  const CLI::App& sub = *app.get_subcommands().front();
+  const std::string scenario = sub.get_name();
   if ((scenario == "fanout" && fan.devices < 2) || (scenario == "ramp" && ramp.base.devices < 2)) {
     std::cerr << "possync-bench: --devices must be at least 2\n";
     return 2;
@@ -1098,10 +1146,19 @@ int main(int argc, char** argv) {
     std::cerr << "possync-bench: coldstart needs --server-bin\n";
     return 2;
   }
+  if (scenario == "fanout" && fan.sample_rss_every > 0 && c.server_bin.empty() &&
+      c.server_pid <= 0) {
+    std::cerr << "possync-bench: --sample-rss-every needs --server-bin or --server-pid\n";
+    return 2;
+  }
 
   int status = 0;
   json::object result;
   result["scenario"] = scenario;
+  json::object config;
+  add_options_json(app, config);
+  add_options_json(sub, config);
+  result["config"] = std::move(config);
   try {
     if (scenario == "coldstart") {
       result["result"] = run_coldstart(c, cold, status);
