@@ -117,7 +117,13 @@ ParsedConfig parse_config(int argc, char** argv) {
                  "Token signing keys, '<kid> <secret>' per line (created if missing)")
       ->envname("POSSYNC_JWT_SECRET_FILE");
 
+  app.add_option("--permissions-file", c.permissions_file,
+                 "JSON table of what each role may change (default: docs/permissions.default.json)")
+      ->envname("POSSYNC_PERMISSIONS_FILE");
+
   TokenCommand token;
+  std::vector<std::string> role_names;
+  for (Role r : kRoles) role_names.emplace_back(role_name(r));
   std::string ttl = "30d";
   auto* token_cmd = app.add_subcommand("token", "Device tokens")->require_subcommand(1);
   auto* issue =
@@ -127,7 +133,7 @@ ParsedConfig parse_config(int argc, char** argv) {
   issue->add_option("--device", token.device_id, "Device id")->required();
   issue->add_option("--role", token.role, "pos, kds, manager or admin")
       ->required()
-      ->check(CLI::IsMember({"pos", "kds", "manager", "admin"}));
+      ->check(CLI::IsMember(role_names));
   issue->add_option("--ttl", ttl, "Lifetime: 30d, 12h, 15m, 90s")->capture_default_str();
 
   try {

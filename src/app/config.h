@@ -40,6 +40,7 @@ struct Config {
   // Token signing keys (auth/keys.h); created with one new key if missing. POSSYNC_JWT_KEYS, if
   // set, holds the keys themselves instead.
   std::string jwt_secret_file = "./data/jwt.keys";
+  std::string permissions_file;  // empty: the built-in default table
 };
 
 // `possync-server token issue ...`: print a device token signed with the configured key.

@@ -6,6 +6,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "app/token_command.h"
@@ -43,7 +45,21 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
         "--auth off: any client that can reach this server can read and write every "
         "restaurant; use it only while devices cannot send tokens yet");
   }
-  const Authenticator auth(config.auth, std::move(keys));
+  auto permissions = PermissionTable::defaults();
+  if (!config.permissions_file.empty()) {
+    std::ifstream in(config.permissions_file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = in ? PermissionTable::parse(text.str())
+                     : Result<PermissionTable>(Error{errc::kInvalidField, "cannot read the file"});
+    if (!parsed) {
+      spdlog::critical("--permissions-file {}: {}", config.permissions_file,
+                       parsed.error().message);
+      return 2;
+    }
+    permissions = std::move(*parsed);
+  }
+  const Authenticator auth(config.auth, std::move(keys), std::move(permissions));
 
   auto store = open_store(config.store, std::max<std::size_t>(4, threads * 2));
   if (!store) {
@@ -59,7 +75,8 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   Hub hub(render_live_change);
   CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics},
                           [&hub](std::span<const Outcome> outcomes) { hub.publish(outcomes); });
-  ServerContext ctx{config, db, hub, pipeline, metrics, auth, {config.max_id_bytes, 64}};
+  SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
+  ServerContext ctx{config, db, hub, pipeline, metrics, auth, hasher, {config.max_id_bytes, 64}};
   RestApi api(ctx);
 
   boost::system::error_code ec;

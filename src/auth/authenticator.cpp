@@ -4,11 +4,11 @@
 
 namespace possync {
 
-Authenticator::Authenticator(AuthMode mode, std::vector<JwtKey> keys)
-    : mode_(mode), verifier_(std::move(keys)) {}
+Authenticator::Authenticator(AuthMode mode, std::vector<JwtKey> keys, PermissionTable permissions)
+    : mode_(mode), verifier_(std::move(keys)), permissions_(std::move(permissions)) {}
 
 Result<Principal> Authenticator::authenticate(std::string_view token, std::int64_t now_s) const {
-  if (!required()) return Principal{{}, {}, {}, 0, true};
+  if (!required()) return Principal{{}, {}, Role::admin, true, 0};
   if (token.empty()) {
     return Error{errc::kUnauthorized,
                  "a device token is required (Authorization: Bearer, ?token= or "
@@ -16,11 +16,16 @@ Result<Principal> Authenticator::authenticate(std::string_view token, std::int64
   }
   auto claims = verifier_.verify(token, now_s);
   if (!claims) return claims.error();
-  if (claims->restaurant_id == kAnyRestaurant && claims->role != "admin") {
+  auto role = parse_role(claims->role);
+  if (!role) {
+    return Error{auth_errc::kTokenInvalid,
+                 fmt::format("unknown role '{}' in the token", claims->role)};
+  }
+  if (claims->restaurant_id == kAnyRestaurant && *role != Role::admin) {
     return Error{auth_errc::kTokenInvalid, "only admin tokens may name every restaurant ('*')"};
   }
-  return Principal{std::move(claims->restaurant_id), std::move(claims->device_id),
-                   std::move(claims->role), claims->expires_at, false};
+  return Principal{std::move(claims->restaurant_id), std::move(claims->device_id), *role, false,
+                   claims->expires_at};
 }
 
 std::optional<Error> Authenticator::authorize(const Principal& p, std::string_view restaurant,
@@ -39,6 +44,13 @@ std::optional<Error> Authenticator::authorize(const Principal& p, std::string_vi
 std::optional<Error> Authenticator::require_admin(const Principal& p) const {
   if (p.anonymous || p.admin()) return std::nullopt;
   return Error{errc::kForbidden, "an admin token is required"};
+}
+
+std::optional<Error> Authenticator::permit(const Principal& p, const Change& change) const {
+  if (p.anonymous) return std::nullopt;
+  auto decision = permissions_.check(p.role, change);
+  if (decision) return std::nullopt;
+  return Error{errc::kForbidden, std::move(decision.reason)};
 }
 
 bool Authenticator::is_unauthenticated(const Error& e) {

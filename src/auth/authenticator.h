@@ -6,6 +6,8 @@
 // `admin` token (restaurant "*") reaches across restaurants. With `--auth off` every caller is
 // anonymous and unrestricted: the legacy open behaviour, for fleets that cannot send tokens yet.
 //
+// A token's role (auth/permissions.h) decides which changes its device may make: permit().
+//
 // Error codes: unauthorized (no token), token_invalid, token_expired -> HTTP 401; forbidden -> 403.
 //
 // Thread-safety: immutable after construction; every method may be called from any thread.
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "auth/jwt.h"
+#include "auth/permissions.h"
 #include "common/error.h"
 
 namespace possync {
@@ -30,16 +33,17 @@ inline constexpr std::string_view kAnyRestaurant = "*";
 struct Principal {
   std::string restaurant_id;
   std::string device_id;
-  std::string role;
-  std::int64_t expires_at = 0;  // seconds since the epoch; 0: no token (auth off)
+  Role role = Role::admin;
   bool anonymous = false;       // auth off: no token, no restriction
+  std::int64_t expires_at = 0;  // seconds since the epoch; 0: no token (auth off)
 
-  bool admin() const { return role == "admin"; }
+  bool admin() const { return role == Role::admin; }
 };
 
 class Authenticator {
  public:
-  Authenticator(AuthMode mode, std::vector<JwtKey> keys);
+  Authenticator(AuthMode mode, std::vector<JwtKey> keys,
+                PermissionTable permissions = PermissionTable::defaults());
 
   AuthMode mode() const { return mode_; }
   bool required() const { return mode_ == AuthMode::required; }
@@ -52,6 +56,8 @@ class Authenticator {
                                  std::string_view device) const;
   // Nothing if `p` may use the cross-restaurant (operator) surface.
   std::optional<Error> require_admin(const Principal& p) const;
+  // Nothing if `p`'s role may make `change` (always, with auth off); otherwise `forbidden`.
+  std::optional<Error> permit(const Principal& p, const Change& change) const;
 
   // Whether an Error from this class means 401 (not authenticated) rather than 403.
   static bool is_unauthenticated(const Error& e);
@@ -59,6 +65,7 @@ class Authenticator {
  private:
   AuthMode mode_;
   JwtVerifier verifier_;
+  PermissionTable permissions_;
 };
 
 }  // namespace possync

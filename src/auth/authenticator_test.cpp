@@ -30,9 +30,33 @@ TEST(Authenticator, RequiredModeNeedsAValidToken) {
   ASSERT_TRUE(good) << good.error().message;
   EXPECT_EQ(good->restaurant_id, "r1");
   EXPECT_EQ(good->device_id, "d1");
-  EXPECT_EQ(good->role, "pos");
+  EXPECT_EQ(good->role, Role::pos);
   EXPECT_EQ(good->expires_at, kNow + 60);
   EXPECT_FALSE(good->anonymous);
+}
+
+TEST(Authenticator, UnknownRoleIsAnInvalidToken) {
+  const Authenticator auth(AuthMode::required, {kKey});
+  auto chef = auth.authenticate(token("r1", "d1", "chef"), kNow);
+  ASSERT_FALSE(chef);
+  EXPECT_EQ(chef.error().code, auth_errc::kTokenInvalid);
+}
+
+TEST(Authenticator, PermitAppliesTheRolesTable) {
+  const Authenticator auth(AuthMode::required, {kKey});
+  Change user_change;
+  user_change.data_type = DataType::users;
+  user_change.action = "updated";
+  user_change.record_id = "u1";
+  const auto pos = *auth.authenticate(token("r1", "d1", "pos"), kNow);
+  auto refused = auth.permit(pos, user_change);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, errc::kForbidden);
+  EXPECT_FALSE(refused->message.empty());
+  const auto manager = *auth.authenticate(token("r1", "d1", "manager"), kNow);
+  EXPECT_FALSE(auth.permit(manager, user_change));
+  const Authenticator open(AuthMode::off, {});
+  EXPECT_FALSE(open.permit(*open.authenticate("", kNow), user_change));
 }
 
 TEST(Authenticator, OnlyAdminTokensMayNameEveryRestaurant) {

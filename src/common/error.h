@@ -30,6 +30,7 @@ inline constexpr const char* kBadRequest = "bad_request";
 inline constexpr const char* kResetRequired = "reset_required";
 inline constexpr const char* kUnauthorized = "unauthorized";
 inline constexpr const char* kForbidden = "forbidden";
+inline constexpr const char* kRateLimited = "rate_limited";
 }  // namespace errc
 
 // A value or an Error. `value()` on an error throws std::runtime_error (a programming mistake).

@@ -446,6 +446,10 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
       continue;
     }
     out.change_id = change->change.change_id;
+    if (auto refused = ctx_.auth.permit(caller, change->change)) {
+      out.error = std::move(*refused);
+      continue;
+    }
     if (change->change.record_id.empty()) {
       // A typed user_update without data.id or user_id: there is no twin to wait for here.
       out.error = user_update_without_id();
@@ -466,15 +470,40 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
     }
     if (last) batch->finish();
   };
-  for (auto& [index, request] : valid) {
-    const std::size_t i = index;
-    if (!ctx_.pipeline.submit(std::move(request),
-                              [settle, i](const Outcome& o) { settle(i, &o); })) {
-      batch->outcomes[i].error = {errc::kShuttingDown, "the server is shutting down; retry"};
-      settle(i, nullptr);
+  // Submits every valid change in request order (after their secrets are hashed).
+  auto pending =
+      std::make_shared<std::vector<std::pair<std::size_t, ChangeRequest>>>(std::move(valid));
+  auto submit_all = [this, batch, pending, settle] {
+    for (auto& [index, request] : *pending) {
+      const std::size_t i = index;
+      if (!batch->outcomes[i].error.code.empty()) {
+        settle(i, nullptr);  // its secrets could not be hashed
+      } else if (!ctx_.pipeline.submit(std::move(request),
+                                       [settle, i](const Outcome& o) { settle(i, &o); })) {
+        batch->outcomes[i].error = {errc::kShuttingDown, "the server is shutting down; retry"};
+        settle(i, nullptr);
+      }
     }
+    settle(0, nullptr);
+  };
+  std::vector<std::size_t> to_hash;
+  for (std::size_t k = 0; k < pending->size(); ++k) {
+    if (SecretHasher::needs_hashing((*pending)[k].second.change)) to_hash.push_back(k);
   }
-  settle(0, nullptr);
+  if (to_hash.empty()) return submit_all();
+  auto hashes_left = std::make_shared<std::atomic<std::size_t>>(to_hash.size());
+  for (std::size_t k : to_hash) {
+    ctx_.hasher.hash((*pending)[k].second.change.data,
+                     [batch, pending, k, hashes_left, submit_all](Result<json::object> hashed) {
+                       auto& [index, request] = (*pending)[k];
+                       if (hashed) {
+                         request.change.data = std::move(*hashed);
+                       } else {
+                         batch->outcomes[index].error = hashed.error();
+                       }
+                       if (hashes_left->fetch_sub(1) == 1) submit_all();
+                     });
+  }
 }
 
 }  // namespace possync

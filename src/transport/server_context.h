@@ -7,6 +7,7 @@
 
 #include "app/config.h"
 #include "auth/authenticator.h"
+#include "auth/secret_hasher.h"
 #include "common/metrics.h"
 #include "protocol/codec.h"
 #include "store/store.h"
@@ -22,6 +23,7 @@ struct ServerContext {
   CommitPipeline& pipeline;
   Metrics& metrics;
   const Authenticator& auth;
+  SecretHasher& hasher;
   ProtocolLimits limits;
   std::atomic<bool> stopping{false};
 };

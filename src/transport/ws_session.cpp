@@ -183,6 +183,9 @@ void WsSession::handle_text(std::string_view text) {
 }
 
 void WsSession::handle_change(ChangeMsg msg) {
+  if (auto refused = ctx_.auth.permit(caller_, msg.change)) {
+    return send_error(*refused, msg.client_change_id ? msg.change.change_id : std::string());
+  }
   const auto now = TwinDetector::Clock::now();
   if (deferred_) {
     if (!msg.typed && TwinDetector::same_content(deferred_->change, msg.change, false)) {
@@ -228,6 +231,43 @@ void WsSession::flush_deferred() {
 }
 
 void WsSession::submit(ChangeRequest request) {
+  const bool hash = SecretHasher::needs_hashing(request.change);
+  if (!hash && !held_) return commit(std::move(request));
+  if (!held_) held_ = std::make_unique<std::deque<Held>>();
+  const auto ticket = next_ticket_++;
+  held_->push_back({ticket, std::move(request), !hash, std::nullopt});
+  if (!hash) return;
+  ctx_.hasher.hash(held_->back().request.change.data, [self = shared_from_this(),
+                                                       ticket](Result<boost::json::object> hashed) {
+    net::post(self->ws_.get_executor(), [self, ticket, hashed = std::move(hashed)]() mutable {
+      for (auto& h : *self->held_) {
+        if (h.ticket != ticket) continue;
+        h.ready = true;
+        if (hashed) {
+          h.request.change.data = std::move(*hashed);
+        } else {
+          h.error = hashed.error();
+        }
+      }
+      self->release_held();
+    });
+  });
+}
+
+void WsSession::release_held() {
+  while (held_ && !held_->empty() && held_->front().ready) {
+    Held h = std::move(held_->front());
+    held_->pop_front();
+    if (h.error) {
+      send_rejected(std::move(h.request.change.change_id), std::move(*h.error));
+    } else {
+      commit(std::move(h.request));
+    }
+  }
+  if (held_ && held_->empty()) held_.reset();
+}
+
+void WsSession::commit(ChangeRequest request) {
   auto self = shared_from_this();
   const std::string change_id = request.change.change_id;
   const bool queued = ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
@@ -235,12 +275,17 @@ void WsSession::submit(ChangeRequest request) {
               [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
   });
   if (!queued) {
-    Outcome rejected;
-    rejected.change_id = change_id;
-    rejected.error = {errc::kShuttingDown, "the server is shutting down; retry on reconnect"};
-    ctx_.metrics.count_error(rejected.error.code);
-    send(render_ack(rejected));
+    send_rejected(change_id,
+                  {errc::kShuttingDown, "the server is shutting down; retry on reconnect"});
   }
+}
+
+void WsSession::send_rejected(std::string change_id, Error error) {
+  Outcome rejected;
+  rejected.change_id = std::move(change_id);
+  rejected.error = std::move(error);
+  ctx_.metrics.count_error(rejected.error.code);
+  send(render_ack(rejected));
 }
 
 void WsSession::start_catchup(std::uint64_t since) {

@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/container/devector.hpp>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,7 +56,11 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   // Closes the connection when the token expires (close_timer_ waits for it until closing).
   void arm_token_expiry();
   void flush_deferred();
+  // Submits to the commit pipeline in arrival order; a change with secrets to hash waits for its
+  // hash (on the SecretHasher) and holds back the changes after it.
   void submit(ChangeRequest request);
+  void commit(ChangeRequest request);
+  void release_held();
 
   void start_catchup(std::uint64_t since);
   void pump_catchup();
@@ -65,6 +70,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void send(std::shared_ptr<const std::string> payload, TimePoint received_at = {});
   void send(std::string text) { send(std::make_shared<const std::string>(std::move(text))); }
   void send_error(const Error& error, std::string_view change_id = {});
+  // An `ack` with status rejected: the change was not accepted and may be sent again.
+  void send_rejected(std::string change_id, Error error);
   void do_write();
   void on_write(boost::beast::error_code ec, std::size_t bytes);
   // Closes with `code`: after sending what is queued, or dropping it (`discard_queue`).
@@ -89,6 +96,16 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::uint64_t cursor_ = 0;                   // catch-up position in the log
   std::uint64_t skip_from_ = 0, skip_to_ = 0;  // [from, to]: already delivered live
   bool catchup_started_ = false;
+
+  struct Held {
+    std::uint64_t ticket = 0;
+    ChangeRequest request;
+    bool ready = false;
+    std::optional<Error> error;
+  };
+  // Changes waiting behind a hash, in arrival order (allocated only while there are some).
+  std::unique_ptr<std::deque<Held>> held_;
+  std::uint64_t next_ticket_ = 0;
 
   TwinDetector twins_;
   std::unique_ptr<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
