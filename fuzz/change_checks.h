@@ -73,6 +73,16 @@ inline ChangeMsg redecode(const std::string& text, const ProtocolLimits& limits)
   return std::get<ChangeMsg>(std::move(*decoded));
 }
 
+// `data` as a device reads it back from the server's JSON text. Boost.JSON 1.81 writes the shortest
+// text for a double but reads some such texts back one unit in the last place off (for example
+// -9.223372036888889E76), so a fraction may come back that much different; the codec can only be
+// asked to give back what its text says.
+inline boost::json::object as_sent(const boost::json::object& data) {
+  auto text = parse_object(boost::json::serialize(data));
+  FUZZ_CHECK(text.has_value(), boost::json::serialize(data));
+  return std::move(*text);
+}
+
 // A committed change is forwarded as a typed update (render_live_change) and listed as a
 // data_change (change_to_json); both must decode back to the same change.
 inline void check_round_trip(const ChangeMsg& m, const ProtocolLimits& limits) {
@@ -87,12 +97,13 @@ inline void check_round_trip(const ChangeMsg& m, const ProtocolLimits& limits) {
   FUZZ_CHECK(typed.change.record_id == c.record_id, live + " vs " + describe(c));
   FUZZ_CHECK(typed.change.action == c.action, live);
   FUZZ_CHECK(typed.change.change_id == c.change_id, live);
-  FUZZ_CHECK(typed.change.data == c.data, live + " vs " + describe(c));
+  const boost::json::object sent = as_sent(c.data);
+  FUZZ_CHECK(typed.change.data == sent, live + " vs " + describe(c));
   FUZZ_CHECK(typed.record_id_from_user_id == m.record_id_from_user_id, live);
 
   const std::string listed = boost::json::serialize(change_to_json(entry));
   const ChangeMsg generic = redecode(listed, limits);
-  boost::json::object data = c.data;
+  boost::json::object data = sent;
   data["id"] = c.record_id;
   FUZZ_CHECK(!generic.typed && generic.client_change_id, listed);
   FUZZ_CHECK(generic.change.data_type == c.data_type, listed);

@@ -193,6 +193,9 @@ Expected model(const json::object& msg, const ProtocolLimits& limits) {
 
 }  // namespace
 
+// Input layout: 8 selector bytes (form, data type, action, record id, data.id, change_id and
+// base_version, id limit, action limit), the bytes the chosen field values consume, then up to two
+// JSON objects: the message to start from and its `data`.
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   Input in(std::string_view(reinterpret_cast<const char*>(bytes), size));
   const std::uint8_t form = in.byte();
@@ -205,7 +208,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   limits.max_id_bytes = 9 + in.byte() % 128;
   limits.max_action_bytes = 1 + in.byte() % 64;
 
-  // The fuzzed object the message starts from; the fields chosen above are written over it.
+  // Field values to write over the message; mode 0 leaves a field as the fuzzed object has it.
+  using Edit = std::optional<std::optional<json::value>>;
+  const Edit data_id = data_id_mode != 0 ? Edit(id_value(data_id_mode, in)) : std::nullopt;
+  const Edit record_id = id_mode != 0 ? Edit(id_value(id_mode, in)) : std::nullopt;
+  Edit action;
+  if (action_mode < 2 * kActions.size()) {
+    action = json::value(kActions[action_mode % kActions.size()]);
+  } else if (action_mode < 240) {
+    action = id_value(action_mode, in);
+  }
+  const Edit change_id =
+      (extra_mode & 0x0f) != 0 ? Edit(id_value(extra_mode & 0x0f, in)) : std::nullopt;
+  Edit base_version;
+  switch (extra_mode >> 4) {
+    case 0:
+      break;
+    case 1:
+      base_version = json::value(static_cast<std::int64_t>(in.byte()) - 16);
+      break;
+    case 2:
+      base_version = json::value(std::uint64_t{18446744073709551615ull});
+      break;
+    default:
+      base_version = id_value(extra_mode >> 4, in);
+      break;
+  }
+
+  // The fuzzed object the message starts from.
   json::object msg;
   json::object data;
   const auto values = json_values(in.rest(), 2);
@@ -228,29 +258,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
       break;  // whatever the fuzzed object says
   }
   if ((form & 0x10) == 0) msg["data"] = data;
-  if (auto* o = msg.if_contains("data"); o != nullptr && o->is_object()) {
-    if (data_id_mode != 0) set(o->get_object(), "id", id_value(data_id_mode, in));
+  if (auto* o = msg.if_contains("data"); o != nullptr && o->is_object() && data_id) {
+    set(o->get_object(), "id", *data_id);
   }
-  if (id_mode != 0) set(msg, d.id_field, id_value(id_mode, in));
-  if (action_mode < 2 * kActions.size()) {
-    msg["action"] = kActions[action_mode % kActions.size()];
-  } else if (action_mode < 240) {
-    set(msg, "action", id_value(action_mode, in));
-  }
-  if ((extra_mode & 0x0f) != 0) set(msg, "change_id", id_value(extra_mode & 0x0f, in));
-  switch (extra_mode >> 4) {
-    case 0:
-      break;
-    case 1:
-      msg["base_version"] = static_cast<std::int64_t>(in.byte()) - 16;
-      break;
-    case 2:
-      msg["base_version"] = std::uint64_t{18446744073709551615ull};
-      break;
-    default:
-      set(msg, "base_version", id_value(extra_mode >> 4, in));
-      break;
-  }
+  if (record_id) set(msg, d.id_field, *record_id);
+  if (action) set(msg, "action", *action);
+  if (change_id) set(msg, "change_id", *change_id);
+  if (base_version) set(msg, "base_version", *base_version);
 
   const Expected expected = model(msg, limits);
   auto got = decode_change(msg, kOrigin, limits);
