@@ -58,6 +58,7 @@ void check_verify(std::string_view token, std::int64_t now) {
   FUZZ_CHECK(!result->restaurant_id.empty() && !result->device_id.empty() && !result->role.empty(),
              std::string(token));
   FUZZ_CHECK(now < result->expires_at, std::string(token));
+  FUZZ_CHECK(result->issued_at <= now + 60, std::string(token));  // not yet valid
 }
 
 // Splits the input at NUL bytes into at most `n` fields (missing ones are empty).
@@ -90,7 +91,7 @@ void check_issued(std::string_view in) {
   const bool valid_claims = !check_id(claims.restaurant_id, 128) &&
                             !check_id(claims.device_id, 128) && !check_id(claims.role, 128) &&
                             (claims.token_id.empty() || !check_id(claims.token_id, 512));
-  if (valid_claims && kNow < claims.expires_at && claims.issued_at <= kNow) {
+  if (valid_claims && kNow < claims.expires_at && claims.issued_at <= kNow + 60) {
     FUZZ_CHECK(result.has_value(), token + " -> " + result.error().message);
     FUZZ_CHECK(result->restaurant_id == claims.restaurant_id &&
                    result->device_id == claims.device_id && result->role == claims.role &&
