@@ -5,10 +5,14 @@
 //   must verify to the same claims (when they are valid ids and the token is current), and every
 //   mutation of it, and the same claims signed with an unknown key or relabelled with another
 //   key's kid, must be rejected.
+// - signed: the rest is a header and a payload (JSON text, NUL between them), signed here with a
+//   configured key, so that the fuzzer reaches the claim parsing behind the signature check; an
+//   accepted token must say alg HS256 and carry exactly the payload's claims.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <array>
+#include <boost/json/parse.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -120,15 +124,41 @@ void check_issued(std::string_view in) {
   }
 }
 
+void check_signed(std::string_view in) {
+  const auto f = fields(in, 2);
+  const std::string signing_input = base64url_encode(f[0]) + "." + base64url_encode(f[1]);
+  const std::string token = signing_input + "." + hmac(kKey1.secret, signing_input);
+  check_verify(token, kNow);
+  auto result = kVerifier.verify(token, kNow);
+  if (!result) return;
+  boost::system::error_code ec;
+  const auto header = boost::json::parse(f[0], ec);
+  FUZZ_CHECK(!ec && header.is_object() && header.at("alg") == "HS256", f[0]);
+  const auto payload = boost::json::parse(f[1], ec);
+  FUZZ_CHECK(!ec && payload.is_object(), f[1]);
+  const auto& claims = payload.get_object();
+  FUZZ_CHECK(claims.at("restaurant_id") == boost::json::value(result->restaurant_id) &&
+                 claims.at("device_id") == boost::json::value(result->device_id) &&
+                 claims.at("role") == boost::json::value(result->role),
+             f[1]);
+  FUZZ_CHECK(claims.at("exp").to_number<double>() == static_cast<double>(result->expires_at), f[1]);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (data[0] % 2 == 0) {
-    check_verify(in, kNow);
-  } else {
-    check_issued(in);
+  switch (data[0] % 3) {
+    case 0:
+      check_verify(in, kNow);
+      break;
+    case 1:
+      check_issued(in);
+      break;
+    default:
+      check_signed(in);
+      break;
   }
   return 0;
 }
