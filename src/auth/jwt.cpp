@@ -24,6 +24,9 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
   return std::string(reinterpret_cast<const char*>(out.data()), len);
 }
 
+// How far in the future `iat` may be (clock differences between the issuing and verifying hosts).
+constexpr std::int64_t kIssuedAtLeewayS = 60;
+
 Error invalid(std::string message) {
   return {auth_errc::kTokenInvalid, std::move(message)};
 }
@@ -152,6 +155,7 @@ Result<TokenClaims> JwtVerifier::verify(std::string_view token, std::int64_t now
     claims.token_id = jti->get_string();
   }
   if (now_s >= claims.expires_at) return Error{auth_errc::kTokenExpired, "token has expired"};
+  if (claims.issued_at > now_s + kIssuedAtLeewayS) return invalid("token is not yet valid");
   return claims;
 }
 

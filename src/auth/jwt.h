@@ -3,7 +3,8 @@
 // A token names one restaurant, one device and a role, and expires. The server accepts tokens
 // signed by any of its configured keys; a token's `kid` header picks the key (a token without
 // `kid` is tried against every key). Verification is constant-time in the signature comparison,
-// accepts only alg HS256, and rejects malformed, tampered, not-yet-valid and expired tokens.
+// accepts only alg HS256, and rejects malformed, tampered, not-yet-valid (`iat` more than 60 s
+// ahead of the verifier's clock) and expired tokens.
 //
 // Thread-safety: JwtVerifier is immutable after construction; verify() may be called from any
 // thread.

@@ -49,6 +49,22 @@ TEST(Jwt, ExpiredTokenIsRejected) {
   EXPECT_EQ(result.error().code, auth_errc::kTokenExpired);
 }
 
+// jwt.h promises that not-yet-valid tokens are rejected; verify() used to accept a token issued
+// in the future (fuzz/corpus/fuzz_jwt/issue-future-iat.bin).
+TEST(Jwt, TokenIssuedInTheFutureIsRejected) {
+  JwtVerifier verifier({kKey});
+  auto future = claims();
+  future.issued_at = kNow + 3600;
+  future.expires_at = kNow + 7200;
+  auto result = verifier.verify(issue_token(kKey, future), kNow);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, auth_errc::kTokenInvalid);
+  EXPECT_EQ(result.error().message, "token is not yet valid");
+  // A clock a minute behind the issuer's still accepts a fresh token.
+  future.issued_at = kNow + 60;
+  EXPECT_TRUE(verifier.verify(issue_token(kKey, future), kNow));
+}
+
 TEST(Jwt, UnknownKeyOrKidIsRejected) {
   JwtVerifier verifier({kKey});
   auto result = verifier.verify(issue_token(kOtherKey, claims()), kNow);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 
 #include "common/ids.h"
 #include "common/time.h"
@@ -47,6 +48,24 @@ Result<std::optional<std::uint64_t>> optional_seq(const json::object& o, std::st
   return wrong_type(field, "a non-negative integer");
 }
 
+// Boost.JSON reads a number beyond the range of double (1e400, 0e400) as infinity or NaN, which it
+// writes back as `Infinity` / `NaN`: not JSON. Such a number must not get into a record or a
+// forwarded message.
+bool numbers_are_finite(const json::value& v) {
+  if (const auto* d = v.if_double()) return std::isfinite(*d);
+  if (const auto* a = v.if_array()) {
+    for (const auto& e : *a) {
+      if (!numbers_are_finite(e)) return false;
+    }
+  }
+  if (const auto* o = v.if_object()) {
+    for (const auto& m : *o) {
+      if (!numbers_are_finite(m.value())) return false;
+    }
+  }
+  return true;
+}
+
 json::object envelope(std::string_view type) {
   json::object o;
   o["type"] = type;
@@ -78,6 +97,9 @@ Result<json::object> parse_object(std::string_view text) {
   auto v = json::parse(text, ec, {}, options);
   if (ec)
     return Error{errc::kInvalidJson, fmt::format("message is not valid JSON: {}", ec.message())};
+  if (!numbers_are_finite(v)) {
+    return Error{errc::kInvalidJson, "message is not valid JSON: number out of range"};
+  }
   if (!v.is_object()) return Error{errc::kInvalidMessage, "message must be a JSON object"};
   return std::move(v.as_object());
 }

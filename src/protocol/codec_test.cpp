@@ -130,6 +130,32 @@ TEST(ParseObject, RejectsExcessiveNesting) {
   EXPECT_EQ(r.error().code, "invalid_json");
 }
 
+// Found by fuzz_merge_patch (fuzz/corpus/fuzz_merge_patch/regression-nan): Boost.JSON reads
+// numbers beyond double's range as infinity or NaN and writes them back as `Infinity` / `NaN`,
+// which no JSON parser (today's app, the SQLite store's own reads) accepts.
+TEST(ParseObject, RejectsNumbersOutOfRange) {
+  for (const char* text : {R"({"a":1e400})", R"({"a":-1e400})", R"({"a":0e400})",
+                           R"({"data":{"n":[1,{"x":0.0E14330}]}})", "1e400"}) {
+    auto r = parse_object(text);
+    ASSERT_FALSE(r.has_value()) << text;
+    EXPECT_EQ(r.error().code, "invalid_json") << text;
+  }
+  // Large but finite, and underflow to zero, are fine.
+  for (const char* text : {R"({"a":1.7976931348623157e308})", R"({"a":1e-400})"}) {
+    EXPECT_TRUE(parse_object(text).has_value()) << text;
+  }
+}
+
+TEST(ParseObject, AcceptedChangeRendersAsJson) {
+  auto parsed = parse_object(R"({"type":"order_update","order_id":"o1","action":"updated",
+                                 "data":{"total":1e308,"tiny":1e-400}})");
+  ASSERT_TRUE(parsed.has_value());
+  auto m = decode_message(*parsed, kOrigin, kLimits);
+  ASSERT_TRUE(m.has_value());
+  const LogEntry e{1, kCommittedAt, std::get<ChangeMsg>(*m).change};
+  EXPECT_TRUE(parse_object(render_live_change(e)).has_value()) << render_live_change(e);
+}
+
 // ---- decode_message: envelope ----
 
 TEST(DecodeMessage, TypeIsRequired) {
