@@ -110,6 +110,10 @@ void RestApi::handle(const Request& req, Respond respond) {
     if (only(http::verb::get)) health(req, respond);
     return;
   }
+  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "ready") {
+    if (only(http::verb::get)) ready(req, respond);
+    return;
+  }
   if (segments.size() == 1 && segments[0] == "metrics") {
     if (only(http::verb::get)) {
       Response res =
@@ -170,6 +174,17 @@ void RestApi::health(const Request& req, Respond& respond) {
                  {"timestamp", iso8601_utc(now_ms())},
                  {"connectedRestaurants", ctx_.hub.restaurant_count()},
                  {"totalConnections", ctx_.hub.connection_count()}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+// Readiness (for load balancers): 200 while the store answers, 503 while it does not.
+void RestApi::ready(const Request& req, Respond& respond) {
+  if (auto ok = ctx_.store.ping(); !ok) {
+    respond(error(req, http::status::service_unavailable,
+                  {errc::kStoreUnavailable, "the store cannot be reached: " + ok.error().message}));
+    return;
+  }
+  json::object o{{"status", "ready"}, {"timestamp", iso8601_utc(now_ms())}};
   respond(json(req, http::status::ok, json::serialize(o)));
 }
 
