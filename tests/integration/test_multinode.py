@@ -255,8 +255,11 @@ class MultiNodeTest(ServerTestCase):
                 await asyncio.sleep(0.1)
         # The rejected changes were not stored: sent again, they are applied now, and reach the
         # device on the other node (whose feed reconnected by itself).
-        ack_a = (await a.stream([data_change("orders", "o1", change_id="c2", n="c2")]))[0]
-        ack_b = (await b.stream([data_change("orders", "o1", change_id="c3", n="c3")]))[0]
+        def ack_of(cid):
+            return lambda m: m.get("type") == "ack" and m.get("change_id") == cid
+
+        ack_a = await a.request(data_change("orders", "o1", change_id="c2", n="c2"), ack_of("c2"))
+        ack_b = await b.request(data_change("orders", "o1", change_id="c3", n="c3"), ack_of("c3"))
         self.assertEqual((ack_a["status"], ack_b["status"]), ("applied", "applied"))
         self.assertEqual(sorted([ack_a["seq"], ack_b["seq"]]), [2, 3])
         await b.wait_count(is_change, 2, what="c2 on node 1")
