@@ -1,6 +1,7 @@
 #include "store/pg_connection.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 
@@ -48,6 +49,10 @@ void PgConnection::ensure() {
     disconnect();
     throw PgError(fmt::format("cannot connect to {}: {}", redact_pg_url(url_), msg), true);
   }
+  // Notices and errors the server sends outside a query (e.g. "terminating connection due to
+  // administrator command" at a restart) go to the log, not to stderr.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char* message) { spdlog::debug("postgres: {}", message); }, nullptr);
   try {
     check(PQexec(conn_, "SET client_min_messages = warning"), "set up the session");
     for (const auto& s : statements_) {
