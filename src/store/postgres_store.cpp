@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "store/apply.h"
@@ -346,23 +347,25 @@ class PostgresStore final : public Store {
       conn = std::move(idle_readers_.back());
       idle_readers_.pop_back();
     }
-    Result<T> result = Error{errc::kStoreUnavailable, "read failed"};
+    std::optional<T> value;
+    std::string error;
     for (int attempt = 0; attempt < 2; ++attempt) {
       try {
         conn->ensure();
         if (snapshot) conn->exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-        T value = fn(*conn);
+        value.emplace(fn(*conn));
         if (snapshot) conn->exec("COMMIT");
-        result = std::move(value);
         break;
       } catch (const PgError& e) {
+        value.reset();
         if (snapshot) rollback_quietly(*conn);
-        result = Error{errc::kStoreUnavailable, fmt::format("read failed: {}", e.what())};
+        error = e.what();
         if (!e.connection_lost) break;
         conn->disconnect();
       } catch (const std::exception& e) {
+        value.reset();
         if (snapshot) rollback_quietly(*conn);
-        result = Error{errc::kStoreUnavailable, fmt::format("read failed: {}", e.what())};
+        error = e.what();
         break;
       }
     }
@@ -371,7 +374,8 @@ class PostgresStore final : public Store {
       idle_readers_.push_back(std::move(conn));
     }
     pool_cv_.notify_one();
-    return result;
+    if (!value) return Error{errc::kStoreUnavailable, fmt::format("read failed: {}", error)};
+    return std::move(*value);
   }
 
   std::string url_;
