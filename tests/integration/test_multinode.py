@@ -3,8 +3,8 @@
 A change committed on one node reaches the devices of every node, in seq order, once; concurrent
 writers on different nodes get gapless seqs and one change id is applied once; devices of a node
 killed with -9 move to another node and end with every acknowledged change exactly once; a
-PostgreSQL restart rejects changes with a retryable error while it lasts, keeps connections up,
-and service resumes by itself.
+PostgreSQL outage rejects changes with a retryable error while it lasts, keeps connections up,
+and service resumes by itself, also right after a pg_ctl restart.
 
 Needs POSSYNC_TEST_PG_URL (scripts/pg-test-cluster start); fails without it.
 """
@@ -267,6 +267,15 @@ class MultiNodeTest(ServerTestCase):
         self.assertEqual([m["change_id"] for m in b.changes()], ["c1", "c2"])
         self.assertEqual([m["change_id"] for m in a.changes()], ["c3"])
         self.assertEqual([e["change_id"] for e in nodes[0].all_changes("R")], ["c1", "c2", "c3"])
+        self.assertFalse(a.closed or b.closed)
+
+        # pg_ctl restart: every connection of the nodes is dropped while they are idle. The next
+        # commit reconnects by itself and succeeds, and the other node's feed comes back.
+        await asyncio.to_thread(cluster.restart)
+        ack = await a.request(data_change("orders", "o1", change_id="c4", n="c4"), ack_of("c4"))
+        self.assertEqual((ack["status"], ack["seq"]), ("applied", 4), ack)
+        await b.wait_count(is_change, 3, what="c4 on node 1 after the restart")
+        self.assertEqual([m["change_id"] for m in b.changes()], ["c1", "c2", "c4"])
         self.assertFalse(a.closed or b.closed)
         await a.close()
         await b.close()
