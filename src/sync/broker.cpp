@@ -99,6 +99,12 @@ void Broker::run() {
 }
 
 bool Broker::catch_up(const std::string& restaurant) {
+  if (hub_.needs_start(restaurant)) {
+    // The room was created while the store was unreachable: it starts at the head as it is now.
+    auto head = store_.head(restaurant);
+    if (!head) return false;
+    hub_.resolve_start(restaurant, head->seq);
+  }
   for (;;) {
     const auto published = hub_.published_seq(restaurant);
     if (!published) return true;  // no room (any more)

@@ -12,7 +12,8 @@
 //   costs nothing.
 // - When the feed reconnects (notices may have been lost), every room is caught up.
 // - A new room starts at the restaurant's head (Hub::set_room_start), so it publishes only what
-//   is committed after it was created.
+//   is committed after it was created. A room created while the store was unreachable gets its
+//   start at its first catch-up (at the latest when the feed reconnects).
 //
 // Publishing is serialized per Broker (one mutex), so the Hub sees one restaurant's changes in
 // order. Catch-up reads run on the broker's own thread, never on the commit pipeline's writer.

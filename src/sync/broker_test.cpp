@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -200,6 +201,54 @@ TEST_F(BrokerTest, ResyncCatchesUpEveryRoom) {
   feed_->push(ev);
   EXPECT_EQ(a->wait_for(2), (Seqs{1, 2}));
   EXPECT_EQ(b->wait_for(1), (Seqs{1}));
+}
+
+// A store whose head() can be made to fail (as while the database is unreachable).
+class HeadlessStore final : public Store {
+ public:
+  Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
+                                      const CommitOptions& options) override {
+    return inner_->commit(batch, options);
+  }
+  Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
+    return inner_->read_log(r, after, limit);
+  }
+  Result<Snapshot> snapshot(std::string_view r) override { return inner_->snapshot(r); }
+  Result<LogHead> head(std::string_view r) override {
+    if (down) return Error{errc::kStoreUnavailable, "down"};
+    return inner_->head(r);
+  }
+  std::string describe() const override { return "headless"; }
+  std::atomic<bool> down{false};
+
+ private:
+  std::unique_ptr<Store> inner_ = make_memory_store();
+};
+
+TEST(BrokerRoomStart, RoomCreatedWhileTheStoreIsDownStartsAtTheHeadOnceItIsBack) {
+  HeadlessStore store;
+  Hub hub(render);
+  auto feed_owner = std::make_unique<ManualFeed>();
+  ManualFeed* feed = feed_owner.get();
+  Broker broker(store, hub, std::move(feed_owner), Broker::Options{2});
+  commit(store, {req("R", "h1"), req("R", "h2"), req("R", "h3")});  // history
+
+  store.down = true;
+  auto viewer = std::make_shared<Recorder>();
+  EXPECT_EQ(hub.join("R", viewer).published_seq, 0u);
+  EXPECT_TRUE(hub.needs_start("R"));
+  store.down = false;
+  FeedEvents ev;
+  ev.resync = true;  // the feed reconnected
+  feed->push(ev);
+  for (int i = 0; i < 100 && hub.needs_start("R"); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(hub.needs_start("R"));
+  EXPECT_EQ(hub.published_seq("R"), 3u);
+  broker.publish_local(commit(store, {req("R", "new")}));
+  EXPECT_EQ(viewer->wait_for(1), (Seqs{4}));  // the history was not replayed
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(viewer->seqs(), (Seqs{4}));
+  broker.stop();
 }
 
 TEST_F(BrokerTest, NoticeForAnyRestaurantCatchesUpEveryRoom) {

@@ -33,6 +33,7 @@ Hub::Membership Hub::join(const std::string& restaurant, std::shared_ptr<Subscri
   if (!room) {
     room = std::make_shared<Room>();
     room->published_seq_ = start.value_or(0);
+    room->start_known_ = !asked || start.has_value();
   }
   Membership m{room, 0};
   {
@@ -100,7 +101,12 @@ std::optional<std::uint64_t> Hub::publish_in_order(std::string_view restaurant,
     if (it == rooms_.end()) return std::nullopt;
     room = it->second;
   }
-  std::uint64_t published = std::max(room->published_seq(), lost_up_to);
+  std::uint64_t published = 0;
+  {
+    std::lock_guard room_lock(room->mutex_);
+    if (!room->start_known_) return room->published_seq_;
+    published = std::max(room->published_seq_, lost_up_to);
+  }
   std::vector<std::shared_ptr<const Delivery>> deliveries;
   for (const auto& outcome : outcomes) {
     if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
@@ -127,6 +133,24 @@ std::optional<std::uint64_t> Hub::published_seq(std::string_view restaurant) con
   auto it = rooms_.find(restaurant);
   if (it == rooms_.end()) return std::nullopt;
   return it->second->published_seq();
+}
+
+bool Hub::needs_start(std::string_view restaurant) const {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  if (it == rooms_.end()) return false;
+  std::lock_guard room_lock(it->second->mutex_);
+  return !it->second->start_known_;
+}
+
+void Hub::resolve_start(std::string_view restaurant, std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  if (it == rooms_.end()) return;
+  std::lock_guard room_lock(it->second->mutex_);
+  if (it->second->start_known_) return;
+  it->second->published_seq_ = std::max(it->second->published_seq_, seq);
+  it->second->start_known_ = true;
 }
 
 std::vector<std::string> Hub::restaurants() const {

@@ -71,6 +71,7 @@ class Room {
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Subscriber>> subscribers_;
   std::uint64_t published_seq_ = 0;
+  bool start_known_ = true;  // false: the room start could not be read (Hub::set_room_start)
 };
 
 class Hub {
@@ -80,8 +81,9 @@ class Hub {
 
   // For a cluster (sync/broker.h): where a new room starts, i.e. the restaurant's last committed
   // seq, called (outside any lock) before a room is created; nullopt if it cannot be read (the room
-  // then starts at 0). Without it rooms start at 0, which is right when this process is the only
-  // writer and publishes every commit as it happens. Set before the first join().
+  // then publishes nothing until resolve_start() gives it a start). Without it rooms start at 0,
+  // which is right when this process is the only writer and publishes every commit as it happens.
+  // Set before the first join().
   using RoomStart = std::function<std::optional<std::uint64_t>(const std::string& restaurant)>;
   void set_room_start(RoomStart room_start) { room_start_ = std::move(room_start); }
 
@@ -100,7 +102,8 @@ class Hub {
   // For a cluster (sync/broker.h), where commits of other processes interleave: publishes the
   // applied outcomes of one restaurant (ascending seqs) only where they continue what its room has
   // published: those at or below the room's published seq are skipped, and publishing stops before
-  // the first one that would leave a gap. Returns the room's published seq afterwards, nullopt if
+  // the first one that would leave a gap (a room without a start publishes nothing). Returns the
+  // room's published seq afterwards, nullopt if
   // the restaurant has no room. Callers serialize their calls per restaurant. `lost_up_to`: seqs up
   // to it can no longer be read (pruned) and count as published.
   std::optional<std::uint64_t> publish_in_order(std::string_view restaurant,
@@ -108,6 +111,10 @@ class Hub {
                                                 std::uint64_t lost_up_to = 0);
   // The room's published seq, nullopt if the restaurant has no room.
   std::optional<std::uint64_t> published_seq(std::string_view restaurant) const;
+  // Whether the restaurant's room has no start yet (its RoomStart could not be read).
+  bool needs_start(std::string_view restaurant) const;
+  // Gives such a room its start: from now on it publishes the seqs after `seq`.
+  void resolve_start(std::string_view restaurant, std::uint64_t seq);
   // The restaurants that have a room.
   std::vector<std::string> restaurants() const;
 
