@@ -45,7 +45,9 @@ ParsedConfig parse_config(int argc, char** argv) {
   app.add_option("--port", c.port, "Port for HTTP and WebSocket")->envname("PORT");
   app.add_option("--threads", c.threads, "I/O threads (0 = one per core)")
       ->envname("POSSYNC_THREADS");
-  app.add_option("--store", c.store, "Store: sqlite:PATH (durable, default) or memory")
+  app.add_option("--store", c.store,
+                 "Store: sqlite:PATH (durable, default), memory, or postgresql://USER@HOST:PORT/DB "
+                 "(shared by the nodes of a cluster)")
       ->envname("POSSYNC_STORE");
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error, critical, off")
       ->envname("POSSYNC_LOG_LEVEL")

@@ -12,6 +12,7 @@
 
 #include "app/token_command.h"
 #include "store/open_store.h"
+#include "sync/broker.h"
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
 #include "transport/listener.h"
@@ -73,8 +74,21 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   net::io_context ioc(static_cast<int>(threads));
   Metrics metrics;
   Hub hub(render_live_change);
+  // A store shared with other processes (PostgreSQL) has a feed of every process's commits: the
+  // broker publishes them, and this process's own, in seq order (docs/scaling.md).
+  std::unique_ptr<Broker> broker;
+  if (auto feed = db.open_change_feed()) {
+    broker =
+        std::make_unique<Broker>(db, hub, std::move(feed), Broker::Options{config.catchup_page});
+  }
   CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics},
-                          [&hub](std::span<const Outcome> outcomes) { hub.publish(outcomes); });
+                          [&hub, b = broker.get()](std::span<const Outcome> outcomes) {
+                            if (b) {
+                              b->publish_local(outcomes);
+                            } else {
+                              hub.publish(outcomes);
+                            }
+                          });
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
   ServerContext ctx{config, db, hub, pipeline, metrics, auth, hasher, {config.max_id_bytes, 64}};
   RestApi api(ctx);
@@ -132,6 +146,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
 
   // Every change received before the sockets closed is committed before we exit.
   pipeline.stop();
+  if (broker) broker->stop();
   hub.clear();
   spdlog::info("shutdown complete");
   return 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "store/memory_store.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
 namespace possync {
@@ -13,8 +14,13 @@ Result<std::unique_ptr<Store>> open_store(std::string_view uri, std::size_t read
   if (uri.starts_with(kSqlite) && uri.size() > kSqlite.size()) {
     return open_sqlite_store({std::string(uri.substr(kSqlite.size())), reader_connections});
   }
+  if (uri.starts_with("postgres://") || uri.starts_with("postgresql://")) {
+    return open_postgres_store({std::string(uri), reader_connections});
+  }
   return Error{errc::kBadRequest,
-               fmt::format("unsupported store '{}': use 'memory' or 'sqlite:PATH'", uri)};
+               fmt::format("unsupported store '{}': use 'memory', 'sqlite:PATH' or "
+                           "'postgresql://USER@HOST:PORT/DATABASE'",
+                           uri)};
 }
 
 }  // namespace possync

@@ -1,4 +1,5 @@
-// Picks and opens a Store from its `--store` URI: "memory" or "sqlite:PATH".
+// Picks and opens a Store from its `--store` URI: "memory", "sqlite:PATH", or a PostgreSQL
+// connection URI "postgres://..." / "postgresql://...".
 #pragma once
 
 #include <memory>

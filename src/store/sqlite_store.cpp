@@ -6,14 +6,13 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
 
 #include "store/apply.h"
+#include "store/stored_rows.h"
 
 namespace possync {
 namespace {
@@ -159,33 +158,6 @@ struct ResetOnExit {
   ~ResetOnExit() { s.reset(); }
 };
 
-DataType data_type_from(std::string_view name) {
-  const auto* d = data_type_by_name(name);
-  if (d == nullptr) throw SqliteError(fmt::format("unknown data_type '{}' in store", name));
-  return d->type;
-}
-
-boost::json::object parse_object(std::string_view text) {
-  auto v = boost::json::parse(text);
-  if (!v.is_object()) throw SqliteError("stored JSON is not an object");
-  return std::move(v.as_object());
-}
-
-LogEntry entry_from_row(const Stmt& s, std::string_view restaurant) {
-  LogEntry e;
-  e.seq = s.uint64(0);
-  e.change.restaurant_id = restaurant;
-  e.change.change_id = s.text(1);
-  e.change.data_type = data_type_from(s.text(2));
-  e.change.action = s.text(3);
-  e.change.record_id = s.text(4);
-  e.change.data = parse_object(s.text(5));
-  e.change.device_id = s.text(6);
-  e.change.user_id = s.text(7);
-  e.committed_at_ms = s.int64(8);
-  return e;
-}
-
 constexpr const char* kSelectHead = "SELECT head_seq, pruned_seq FROM restaurants WHERE id = ?1";
 
 LogHead read_head(Stmt& s, std::string_view restaurant) {
@@ -279,7 +251,7 @@ class Writer final : public StoreTxn {
     ResetOnExit guard{*select_record_};
     select_record_->bind(1, r).bind(2, info(type).name).bind(3, id);
     if (!select_record_->step()) return std::nullopt;
-    return parse_object(select_record_->text(0));
+    return parse_stored_object(select_record_->text(0));
   }
   void save_record(std::string_view r, DataType type, std::string_view id,
                    const boost::json::object& record, std::uint64_t version) override {
@@ -287,7 +259,7 @@ class Writer final : public StoreTxn {
         .bind(2, info(type).name)
         .bind(3, id)
         .bind(4, version)
-        .bind(5, boost::json::serialize(record))
+        .bind(5, serialize_stored_object(record))
         .run();
   }
   void delete_record(std::string_view r, DataType type, std::string_view id) override {
@@ -301,7 +273,7 @@ class Writer final : public StoreTxn {
         .bind(4, info(c.data_type).name)
         .bind(5, c.action)
         .bind(6, c.record_id)
-        .bind(7, boost::json::serialize(c.data))
+        .bind(7, serialize_stored_object(c.data))
         .bind(8, c.device_id)
         .bind(9, c.user_id)
         .bind(10, e.committed_at_ms)
@@ -340,9 +312,10 @@ struct Reader {
         begin(db, "BEGIN"),
         end(db, "COMMIT"),
         head(db, kSelectHead),
-        log(db,
-            "SELECT seq, change_id, data_type, action, record_id, data, device_id, user_id, "
-            "committed_at FROM log WHERE restaurant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+        log(db, fmt::format("SELECT {} FROM log WHERE restaurant = ?1 AND seq > ?2 ORDER BY seq "
+                            "LIMIT ?3",
+                            kLogColumns)
+                    .c_str()),
         records(db, "SELECT data_type, body FROM records WHERE restaurant = ?1") {
     db.exec("PRAGMA query_only=1;");
   }
@@ -373,7 +346,7 @@ class SqliteStore final : public Store {
       page.head = read_head(rd.head, r);
       ResetOnExit guard{rd.log};
       rd.log.bind(1, r).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
-      while (rd.log.step()) page.entries.push_back(entry_from_row(rd.log, r));
+      while (rd.log.step()) page.entries.push_back(log_entry_from_row(rd.log, r));
       return page;
     });
   }
@@ -385,8 +358,9 @@ class SqliteStore final : public Store {
       ResetOnExit guard{rd.records};
       rd.records.bind(1, r);
       while (rd.records.step()) {
-        const auto type = data_type_from(rd.records.text(0));
-        snap.records[static_cast<std::size_t>(type)].push_back(parse_object(rd.records.text(1)));
+        const auto type = stored_data_type(rd.records.text(0));
+        snap.records[static_cast<std::size_t>(type)].push_back(
+            parse_stored_object(rd.records.text(1)));
       }
       return snap;
     });

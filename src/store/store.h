@@ -9,16 +9,23 @@
 // - Change ids are unique per restaurant for as long as their log entry is retained.
 // - Reads see only committed data and a consistent snapshot of one restaurant.
 //
+// With PostgresStore several processes commit to the same restaurants: seqs stay gapless and
+// change ids unique across all of them. A commit whose outcome is unknown (the connection broke
+// during COMMIT) returns an Error although it may have been stored; a retry is then answered
+// `duplicate`, so retrying is always safe.
+//
 // Thread-safety: `commit` is called by one thread at a time (the commit pipeline's writer). Reads
 // may be called from any number of threads concurrently with each other and with `commit`.
 //
-// Implementations: MemoryStore (throwaway runs, tests), SqliteStore (embedded default). The rules
+// Implementations: MemoryStore (throwaway runs, tests), SqliteStore (embedded default),
+// PostgresStore (shared by the nodes of a cluster; commits from several processes). The rules
 // for applying a change live in one place, apply_batch() in store/apply.h; a backend provides only
 // the transaction primitives it needs.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,6 +33,7 @@
 
 #include "common/error.h"
 #include "model/change.h"
+#include "store/change_feed.h"
 
 namespace possync {
 
@@ -66,7 +74,18 @@ class Store {
   virtual Result<Snapshot> snapshot(std::string_view restaurant) = 0;
   virtual Result<LogHead> head(std::string_view restaurant) = 0;
 
-  // For logs: "memory", "sqlite:/path/db".
+  // Whether the store can be reached now (for readiness checks); by default a read.
+  virtual Result<void> ping() {
+    auto h = head("");
+    if (!h) return h.error();
+    return {};
+  }
+
+  // For a store shared by several server processes (a cluster): a feed of every process's commits
+  // (store/change_feed.h), opened on its own connection. Null for single-process stores.
+  virtual std::unique_ptr<ChangeFeed> open_change_feed() { return nullptr; }
+
+  // For logs: "memory", "sqlite:/path/db", "postgresql://host/db".
   virtual std::string describe() const = 0;
 };
 

@@ -19,9 +19,22 @@ std::uint64_t Room::published_seq() const {
 Hub::Hub(Renderer render_live_change) : render_(std::move(render_live_change)) {}
 
 Hub::Membership Hub::join(const std::string& restaurant, std::shared_ptr<Subscriber> s) {
-  std::lock_guard lock(mutex_);
+  std::optional<std::uint64_t> start;
+  bool asked = false;
+  std::unique_lock lock(mutex_);
+  // The room's start is read outside the lock; if the room went away meanwhile, ask again.
+  while (room_start_ && !asked && !rooms_.contains(restaurant)) {
+    lock.unlock();
+    start = room_start_(restaurant);
+    asked = true;
+    lock.lock();
+  }
   auto& room = rooms_[restaurant];
-  if (!room) room = std::make_shared<Room>();
+  if (!room) {
+    room = std::make_shared<Room>();
+    room->published_seq_ = start.value_or(0);
+    room->start_known_ = !asked || start.has_value();
+  }
   Membership m{room, 0};
   {
     std::lock_guard room_lock(room->mutex_);
@@ -46,6 +59,16 @@ void Hub::leave(const std::string& restaurant, const Subscriber* s) {
   if (subs.empty()) rooms_.erase(it);
 }
 
+std::shared_ptr<const Delivery> Hub::make_delivery(const Outcome& outcome) const {
+  const LogEntry& entry = *outcome.entry;
+  auto delivery = std::make_shared<Delivery>();
+  delivery->seq = entry.seq;
+  delivery->received_at = outcome.received_at;
+  delivery->origin_device = entry.change.device_id;
+  delivery->payload = std::make_shared<const std::string>(render_(entry));
+  return delivery;
+}
+
 void Hub::publish(std::span<const Outcome> outcomes) {
   for (const auto& outcome : outcomes) {
     if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
@@ -57,11 +80,7 @@ void Hub::publish(std::span<const Outcome> outcomes) {
       if (it == rooms_.end()) continue;
       room = it->second;
     }
-    auto delivery = std::make_shared<Delivery>();
-    delivery->seq = entry.seq;
-    delivery->received_at = outcome.received_at;
-    delivery->origin_device = entry.change.device_id;
-    delivery->payload = std::make_shared<const std::string>(render_(entry));
+    auto delivery = make_delivery(outcome);
     std::vector<std::shared_ptr<Subscriber>> targets;
     {
       std::lock_guard room_lock(room->mutex_);
@@ -70,6 +89,68 @@ void Hub::publish(std::span<const Outcome> outcomes) {
     }
     for (auto& t : targets) t->deliver(delivery);
   }
+}
+
+std::optional<std::uint64_t> Hub::publish_in_order(std::string_view restaurant,
+                                                   std::span<const Outcome> outcomes,
+                                                   std::uint64_t lost_up_to) {
+  std::shared_ptr<Room> room;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = rooms_.find(restaurant);
+    if (it == rooms_.end()) return std::nullopt;
+    room = it->second;
+  }
+  std::uint64_t published = 0;
+  {
+    std::lock_guard room_lock(room->mutex_);
+    if (!room->start_known_) return room->published_seq_;
+    published = std::max(room->published_seq_, lost_up_to);
+  }
+  std::vector<std::shared_ptr<const Delivery>> deliveries;
+  for (const auto& outcome : outcomes) {
+    if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
+    const std::uint64_t seq = outcome.entry->seq;
+    if (seq <= published) continue;
+    if (seq != published + 1) break;
+    deliveries.push_back(make_delivery(outcome));
+    published = seq;
+  }
+  std::vector<std::shared_ptr<Subscriber>> targets;
+  {
+    std::lock_guard room_lock(room->mutex_);
+    room->published_seq_ = std::max(room->published_seq_, published);
+    targets = room->subscribers_;
+  }
+  for (const auto& d : deliveries) {
+    for (auto& t : targets) t->deliver(d);
+  }
+  return published;
+}
+
+std::optional<std::uint64_t> Hub::published_seq(std::string_view restaurant) const {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  if (it == rooms_.end()) return std::nullopt;
+  return it->second->published_seq();
+}
+
+bool Hub::needs_start(std::string_view restaurant) const {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  if (it == rooms_.end()) return false;
+  std::lock_guard room_lock(it->second->mutex_);
+  return !it->second->start_known_;
+}
+
+void Hub::resolve_start(std::string_view restaurant, std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  if (it == rooms_.end()) return;
+  std::lock_guard room_lock(it->second->mutex_);
+  if (it->second->start_known_) return;
+  it->second->published_seq_ = std::max(it->second->published_seq_, seq);
+  it->second->start_known_ = true;
 }
 
 std::size_t Hub::restaurant_count() const {

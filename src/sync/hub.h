@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -72,12 +73,21 @@ class Room {
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Subscriber>> subscribers_;
   std::uint64_t published_seq_ = 0;
+  bool start_known_ = true;  // false: the room start could not be read (Hub::set_room_start)
 };
 
 class Hub {
  public:
   using Renderer = std::function<std::string(const LogEntry&)>;
   explicit Hub(Renderer render_live_change);
+
+  // For a cluster (sync/broker.h): where a new room starts, i.e. the restaurant's last committed
+  // seq, called (outside any lock) before a room is created; nullopt if it cannot be read (the room
+  // then publishes nothing until resolve_start() gives it a start). Without it rooms start at 0,
+  // which is right when this process is the only writer and publishes every commit as it happens.
+  // Set before the first join().
+  using RoomStart = std::function<std::optional<std::uint64_t>(const std::string& restaurant)>;
+  void set_room_start(RoomStart room_start) { room_start_ = std::move(room_start); }
 
   // The room joined and the highest seq it had published at that moment: everything published
   // later reaches the subscriber.
@@ -90,6 +100,23 @@ class Hub {
 
   // Fans out the applied outcomes of one commit (called by the commit pipeline, in seq order).
   void publish(std::span<const Outcome> outcomes);
+
+  // For a cluster (sync/broker.h), where commits of other processes interleave: publishes the
+  // applied outcomes of one restaurant (ascending seqs) only where they continue what its room has
+  // published: those at or below the room's published seq are skipped, and publishing stops before
+  // the first one that would leave a gap (a room without a start publishes nothing). Returns the
+  // room's published seq afterwards, nullopt if
+  // the restaurant has no room. Callers serialize their calls per restaurant. `lost_up_to`: seqs up
+  // to it can no longer be read (pruned) and count as published.
+  std::optional<std::uint64_t> publish_in_order(std::string_view restaurant,
+                                                std::span<const Outcome> outcomes,
+                                                std::uint64_t lost_up_to = 0);
+  // The room's published seq, nullopt if the restaurant has no room.
+  std::optional<std::uint64_t> published_seq(std::string_view restaurant) const;
+  // Whether the restaurant's room has no start yet (its RoomStart could not be read).
+  bool needs_start(std::string_view restaurant) const;
+  // Gives such a room its start: from now on it publishes the seqs after `seq`.
+  void resolve_start(std::string_view restaurant, std::uint64_t seq);
 
   std::size_t restaurant_count() const;
   std::size_t connection_count() const;
@@ -108,7 +135,10 @@ class Hub {
   void clear();
 
  private:
+  std::shared_ptr<const Delivery> make_delivery(const Outcome& outcome) const;
+
   Renderer render_;
+  RoomStart room_start_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Room>, std::less<>> rooms_;
   std::size_t connections_ = 0;

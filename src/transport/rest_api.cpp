@@ -128,6 +128,10 @@ void RestApi::handle(const Request& req, Respond respond) {
     if (only(http::verb::get)) health(req, respond);
     return;
   }
+  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "ready") {
+    if (only(http::verb::get)) ready(req, respond);
+    return;
+  }
   // Everything below needs a caller (anyone, with --auth off).
   auto caller = authenticate(req, url->params(), respond);
   if (!caller) return;
@@ -243,6 +247,17 @@ void RestApi::admin_disconnect(const Request& req, const std::string& id, std::s
   spdlog::warn("operator disconnected {} connection(s) of restaurant={}{}{}", closed, id,
                device.empty() ? "" : " device=", device);
   json::object o{{"restaurant_id", id}, {"disconnected", closed}};
+  respond(json(req, http::status::ok, json::serialize(o)));
+}
+
+// Readiness (for load balancers): 200 while the store answers, 503 while it does not.
+void RestApi::ready(const Request& req, Respond& respond) {
+  if (auto ok = ctx_.store.ping(); !ok) {
+    respond(error(req, http::status::service_unavailable,
+                  {errc::kStoreUnavailable, "the store cannot be reached: " + ok.error().message}));
+    return;
+  }
+  json::object o{{"status", "ready"}, {"timestamp", iso8601_utc(now_ms())}};
   respond(json(req, http::status::ok, json::serialize(o)));
 }
 

@@ -34,6 +34,7 @@ class RestApi {
 
  private:
   void health(const Request& req, Respond& respond);
+  void ready(const Request& req, Respond& respond);
   void restaurant_status(const Request& req, const std::string& id, Respond& respond);
   void restaurant_data(const Request& req, const std::string& id, Respond& respond);
   void restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,

@@ -105,13 +105,15 @@ class ServerProcess:
     full --store value. extra_args: more command-line options. env: extra environment variables.
     auth: True (the server's default, --auth required, with a key file written here; clients of
     this harness send tokens signed with it) or False (--auth off, the legacy open mode).
+    key_file: use this key file instead (nodes of one service share their keys).
     """
 
-    def __init__(self, store="sqlite", extra_args=(), workdir=None, env=None, auth=True):
+    def __init__(self, store="sqlite", extra_args=(), workdir=None, env=None, auth=True,
+                 key_file=None):
         self.workdir = workdir or tempfile.mkdtemp(prefix="possync-it-")
         self._own_workdir = workdir is None
         self.auth = auth
-        self.key_file = os.path.join(self.workdir, "jwt.keys")
+        self.key_file = key_file or os.path.join(self.workdir, "jwt.keys")
         if auth and not os.path.exists(self.key_file):
             secret = os.urandom(32)
             fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -1,0 +1,198 @@
+// The conformance suite (store_conformance_test.cpp) against MemoryStore and SqliteStore, and
+// SQLite-only behaviour (durability across reopen, the lock file).
+#include <sqlite3.h>
+
+#include "store/memory_store.h"
+#include "store/sqlite_store.h"
+#include "store/store_conformance.h"
+
+namespace possync::store_test {
+namespace {
+
+std::unique_ptr<Store> open_sqlite_at(const fs::path& dir) {
+  auto store = open_sqlite_store({(dir / "possync.db").string(), 2});
+  if (!store) {
+    ADD_FAILURE() << "open_sqlite_store: " << store.error().code << ": " << store.error().message;
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllStores, StoreConformance,
+    testing::Values(StoreFactory{"Memory", [](const fs::path&) { return make_memory_store(); }},
+                    StoreFactory{"Sqlite", open_sqlite_at}),
+    [](const testing::TestParamInfo<StoreFactory>& info) { return std::string(info.param.name); });
+
+// ---- SQLite only ----
+
+class SqliteStoreTest : public testing::Test {
+ protected:
+  std::string db_path() const { return (dir_.path() / "possync.db").string(); }
+  std::unique_ptr<Store> open() {
+    auto store = open_sqlite_store({db_path(), 2});
+    EXPECT_TRUE(store.has_value()) << (store ? "" : store.error().message);
+    return store ? std::move(*store) : nullptr;
+  }
+  static std::vector<Outcome> commit(Store& s, std::vector<ChangeRequest> batch,
+                                     std::uint64_t retain = 0) {
+    auto r = s.commit(batch, {kNow, retain});
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+    return r ? std::move(*r) : std::vector<Outcome>{};
+  }
+  TempDir dir_;
+};
+
+TEST_F(SqliteStoreTest, DescribeNamesThePath) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->describe(), "sqlite:" + db_path());
+}
+
+TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    ChangeSpec del;
+    del.change_id = "d1";
+    del.record_id = "o2";
+    del.action = "deleted";
+    commit(*store, {upd("c1", "o1", R"({"status":"open","n":[1,2]})"), upd("c2", "o2"),
+                    request(del), upd("b1", "o1", R"({"b":true})", "B")});
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  auto head = store->head("r1");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_TRUE(head->exists);
+  EXPECT_EQ(head->seq, 3u);
+
+  auto page = store->read_log("r1", 0, 100);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->entries.size(), 3u);
+  EXPECT_EQ(page->entries[0].change.change_id, "c1");
+  EXPECT_EQ(page->entries[0].change.data, json::parse(R"({"status":"open","n":[1,2]})"));
+  EXPECT_EQ(page->entries[0].change.device_id, "dev-1");
+  EXPECT_EQ(page->entries[0].change.user_id, "user-1");
+  EXPECT_EQ(page->entries[0].committed_at_ms, kNow);
+  EXPECT_EQ(page->entries[2].change.action, "deleted");
+
+  auto snap = store->snapshot("r1");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(record_count(*snap), 1u);
+  const json::object* r = find_record(*snap, DataType::orders, "o1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(*r, json::parse(R"({"status":"open","n":[1,2],"id":"o1","version":1,
+                               "updated_at":"2026-11-26T03:45:41.123Z"})"));
+
+  // New commits continue the sequence.
+  const auto outcomes = commit(*store, {upd("c4", "o1")});
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].seq, 4u);
+  EXPECT_EQ(store->head("B")->seq, 1u);
+}
+
+TEST_F(SqliteStoreTest, SecondOpenWhileOpenFails) {
+  auto first = open();
+  ASSERT_NE(first, nullptr);
+  auto second = open_sqlite_store({db_path(), 2});
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, "store_unavailable");
+  EXPECT_FALSE(second.error().message.empty());
+  EXPECT_TRUE(fs::exists(db_path() + ".lock"));
+
+  // The first store is unaffected, and once it is closed the path can be opened again.
+  EXPECT_EQ(commit(*first, {upd("c1", "o1")}).at(0).status, OutcomeStatus::applied);
+  first.reset();
+  auto third = open();
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->head("r1")->seq, 1u);
+}
+
+TEST_F(SqliteStoreTest, ReopenPreservesDedupeAndTwinAliases) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    commit(*store, {upd("c1", "o1", R"({"v":1})")});
+    ChangeSpec twin;
+    twin.change_id = "client-dc";
+    twin.record_id = "o1";
+    twin.twin_of = "c1";
+    EXPECT_EQ(commit(*store, {request(twin)}).at(0).status, OutcomeStatus::duplicate);
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const auto outcomes =
+      commit(*store, {upd("c1", "o1", R"({"v":2})"), upd("client-dc", "o1", R"({"v":3})")});
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(outcomes[0].status, OutcomeStatus::duplicate);
+  EXPECT_EQ(outcomes[0].seq, 1u);
+  EXPECT_EQ(outcomes[1].status, OutcomeStatus::duplicate);
+  EXPECT_EQ(outcomes[1].seq, 1u);
+  EXPECT_EQ(store->head("r1")->seq, 1u);
+  EXPECT_EQ(field_of(*store, "r1", DataType::orders, "o1", "v"), json::value(1));
+}
+
+TEST_F(SqliteStoreTest, ReopenPreservesPruning) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    for (int i = 1; i <= 10; ++i) commit(*store, {upd("c" + std::to_string(i), "o1")}, 4);
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto page = store->read_log("r1", 0, 100);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->head.pruned_seq, 6u);
+  EXPECT_EQ(seqs_of(*page), (Seqs{7, 8, 9, 10}));
+}
+
+TEST_F(SqliteStoreTest, OpenCreatesMissingParentDirectories) {
+  const std::string nested = (dir_.path() / "a" / "b" / "db.sqlite").string();
+  auto store = open_sqlite_store({nested, 1});
+  ASSERT_TRUE(store.has_value()) << store.error().message;
+  EXPECT_TRUE(fs::exists(nested));
+}
+
+// Store contract: "when it returns an Error, nothing of the batch was stored and every request in
+// it may be retried". A failing statement is injected with a trigger added through a separate
+// connection (SQLite's own locking, not the lock file, applies to it).
+TEST_F(SqliteStoreTest, FailedCommitStoresNothingAndTheStoreKeepsWorking) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  commit(*store, {upd("c1", "o1")});
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
+    char* err = nullptr;
+    const int rc =
+        sqlite3_exec(raw,
+                     "CREATE TRIGGER fail_boom BEFORE INSERT ON log "
+                     "WHEN NEW.record_id = 'boom' BEGIN SELECT RAISE(ABORT, 'injected'); "
+                     "END;",
+                     nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(raw);
+  }
+
+  auto failed =
+      store->commit(std::vector<ChangeRequest>{upd("c2", "o2"), upd("c3", "boom")}, {kNow, 0});
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, "store_unavailable");
+  EXPECT_EQ(store->head("r1")->seq, 1u);
+  EXPECT_TRUE(record_of(*store, "r1", DataType::orders, "o2").is_null());
+
+  // The same requests minus the failing one may be retried and must now succeed.
+  auto retried = store->commit(std::vector<ChangeRequest>{upd("c2", "o2")}, {kNow, 0});
+  ASSERT_TRUE(retried.has_value()) << retried.error().message;
+  EXPECT_EQ(retried->at(0).status, OutcomeStatus::applied);
+  EXPECT_EQ(retried->at(0).seq, 2u);
+  auto more = store->commit(std::vector<ChangeRequest>{upd("c4", "o4")}, {kNow, 0});
+  ASSERT_TRUE(more.has_value()) << more.error().message;
+  EXPECT_EQ(more->at(0).seq, 3u);
+}
+
+}  // namespace
+}  // namespace possync::store_test

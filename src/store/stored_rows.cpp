@@ -1,0 +1,26 @@
+#include "store/stored_rows.h"
+
+#include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace possync {
+
+DataType stored_data_type(std::string_view name) {
+  const auto* d = data_type_by_name(name);
+  if (d == nullptr) throw StoredDataError(fmt::format("unknown data_type '{}' in store", name));
+  return d->type;
+}
+
+boost::json::object parse_stored_object(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) throw StoredDataError("stored JSON is not an object");
+  return std::move(v.as_object());
+}
+
+std::string serialize_stored_object(const boost::json::object& object) {
+  return boost::json::serialize(object);
+}
+
+}  // namespace possync
