@@ -123,6 +123,35 @@ ParsedConfig parse_config(int argc, char** argv) {
                  "JSON table of what each role may change (default: docs/permissions.default.json)")
       ->envname("POSSYNC_PERMISSIONS_FILE");
 
+  auto rate = [&](const char* name, double& field, const char* env, const char* help) {
+    app.add_option(name, field, help)->envname(env)->check(CLI::Range(0.0, 1e9));
+  };
+  rate("--device-message-rate", c.device_message_rate, "POSSYNC_DEVICE_MESSAGE_RATE",
+       "WebSocket messages per second per connection (0: no limit)");
+  rate("--device-message-burst", c.device_message_burst, "POSSYNC_DEVICE_MESSAGE_BURST",
+       "Messages a connection may send at once above its rate");
+  rate("--device-byte-rate", c.device_byte_rate, "POSSYNC_DEVICE_BYTE_RATE",
+       "WebSocket bytes per second per connection (0: no limit)");
+  rate("--device-byte-burst", c.device_byte_burst, "POSSYNC_DEVICE_BYTE_BURST",
+       "Bytes a connection may send at once above its rate");
+  rate("--ip-connect-rate", c.ip_connect_rate, "POSSYNC_IP_CONNECT_RATE",
+       "New connections per second per client address (0: no limit)");
+  rate("--ip-connect-burst", c.ip_connect_burst, "POSSYNC_IP_CONNECT_BURST",
+       "New connections a client address may open at once");
+  rate("--ip-request-rate", c.ip_request_rate, "POSSYNC_IP_REQUEST_RATE",
+       "REST requests per second per client address (0: no limit)");
+  rate("--ip-request-burst", c.ip_request_burst, "POSSYNC_IP_REQUEST_BURST",
+       "REST requests a client address may send at once");
+  app.add_option("--max-connections-per-ip", c.max_connections_per_ip,
+                 "Open WebSockets per client address (0: no cap)")
+      ->envname("POSSYNC_MAX_CONNECTIONS_PER_IP");
+  app.add_option("--max-connections-per-restaurant", c.max_connections_per_restaurant,
+                 "Open WebSockets per restaurant (0: no cap)")
+      ->envname("POSSYNC_MAX_CONNECTIONS_PER_RESTAURANT");
+  app.add_flag("--trust-forwarded-for", c.trust_forwarded_for,
+               "Take the client address from X-Forwarded-For (only behind a trusted proxy)")
+      ->envname("POSSYNC_TRUST_FORWARDED_FOR");
+
   TokenCommand token;
   std::vector<std::string> role_names;
   for (Role r : kRoles) role_names.emplace_back(role_name(r));

@@ -41,6 +41,19 @@ struct Config {
   // set, holds the keys themselves instead.
   std::string jwt_secret_file = "./data/jwt.keys";
   std::string permissions_file;  // empty: the built-in default table
+
+  // Rate limits (token buckets; a rate of 0 turns one off) and connection caps (0: no cap).
+  double device_message_rate = 100;  // WebSocket messages per second, per connection
+  double device_message_burst = 500;
+  double device_byte_rate = 1 << 20;  // WebSocket bytes per second, per connection
+  double device_byte_burst = 8 << 20;
+  double ip_connect_rate = 50;  // new TCP connections per second, per client address
+  double ip_connect_burst = 500;
+  double ip_request_rate = 100;  // REST requests per second, per client address
+  double ip_request_burst = 1000;
+  std::size_t max_connections_per_ip = 2000;
+  std::size_t max_connections_per_restaurant = 500;
+  bool trust_forwarded_for = false;  // client address from X-Forwarded-For (behind a proxy)
 };
 
 // `possync-server token issue ...`: print a device token signed with the configured key.

@@ -90,7 +90,9 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
                             }
                           });
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
-  ServerContext ctx{config, db, hub, pipeline, metrics, auth, hasher, {config.max_id_bytes, 64}};
+  Admission admission(config);
+  ServerContext ctx{
+      config, db, hub, pipeline, metrics, auth, hasher, admission, {config.max_id_bytes, 64}};
   RestApi api(ctx);
 
   boost::system::error_code ec;

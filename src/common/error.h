@@ -31,6 +31,7 @@ inline constexpr const char* kResetRequired = "reset_required";
 inline constexpr const char* kUnauthorized = "unauthorized";
 inline constexpr const char* kForbidden = "forbidden";
 inline constexpr const char* kRateLimited = "rate_limited";
+inline constexpr const char* kTooManyConnections = "too_many_connections";
 }  // namespace errc
 
 // A value or an Error. `value()` on an error throws std::runtime_error (a programming mistake).

@@ -9,11 +9,15 @@ namespace possync {
 namespace {
 
 // The error codes counted by name; anything else is "other" (the last slot).
-constexpr std::array<std::string_view, 15> kErrorCodes{
-    errc::kInvalidJson,  errc::kInvalidMessage,  errc::kUnknownType,      errc::kMissingField,
-    errc::kInvalidField, errc::kUnknownDataType, errc::kConflict,         errc::kStoreUnavailable,
-    errc::kShuttingDown, errc::kNotFound,        errc::kMethodNotAllowed, errc::kPayloadTooLarge,
-    errc::kBadRequest,   errc::kResetRequired,   "message_too_big"};
+constexpr std::array<std::string_view, 21> kErrorCodes{
+    errc::kInvalidJson,  errc::kInvalidMessage,   errc::kUnknownType,
+    errc::kMissingField, errc::kInvalidField,     errc::kUnknownDataType,
+    errc::kConflict,     errc::kStoreUnavailable, errc::kShuttingDown,
+    errc::kNotFound,     errc::kMethodNotAllowed, errc::kPayloadTooLarge,
+    errc::kBadRequest,   errc::kResetRequired,    "message_too_big",
+    errc::kUnauthorized, "token_invalid",         "token_expired",
+    errc::kForbidden,    errc::kRateLimited,      errc::kTooManyConnections};
+static_assert(kErrorCodes.size() < kErrorSlots, "one slot is for \"other\"");
 
 constexpr std::array<double, 12> kBatchBounds{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 constexpr std::array<double, 16> kSecondsBounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -93,6 +97,9 @@ std::string Metrics::render(const MetricsGauges& gauges) const {
   counter(out, "possync_slow_consumer_disconnects_total",
           "Connections closed because their send queue overflowed.",
           slow_consumer_disconnects.load());
+  counter(out, "possync_rate_limited_total",
+          "Requests, messages and connections refused by a rate limit or connection cap.",
+          rate_limited.load());
   commit_batch_size.render(out, "possync_commit_batch_size", "Changes per store transaction.");
   commit_seconds.render(out, "possync_commit_duration_seconds",
                         "Time to commit one transaction, fsync included.");

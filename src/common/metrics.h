@@ -31,6 +31,9 @@ class Histogram {
 };
 
 // Gauges read at scrape time from their owners.
+// Error codes counted by name, plus one slot for every other code.
+inline constexpr std::size_t kErrorSlots = 32;
+
 struct MetricsGauges {
   std::size_t connections = 0;
   std::size_t restaurants = 0;
@@ -48,6 +51,8 @@ class Metrics {
   std::atomic<std::uint64_t> conflicts{0};
   std::atomic<std::uint64_t> commit_failures{0};
   std::atomic<std::uint64_t> slow_consumer_disconnects{0};
+  // Requests, messages and connections refused by a rate limit or a connection cap.
+  std::atomic<std::uint64_t> rate_limited{0};
   Histogram commit_batch_size;
   Histogram commit_seconds;
   // From the moment a change was received to its write to each recipient's socket.
@@ -63,7 +68,7 @@ class Metrics {
   }
 
  private:
-  std::array<std::atomic<std::uint64_t>, 16> errors_{};
+  std::array<std::atomic<std::uint64_t>, kErrorSlots> errors_{};
 };
 
 }  // namespace possync

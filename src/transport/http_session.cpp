@@ -22,9 +22,39 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 }
 
 HttpSession::HttpSession(net::ip::tcp::socket&& socket, ServerContext& ctx, RestApi& api)
-    : stream_(std::move(socket)), ctx_(ctx), api_(api) {}
+    : stream_(std::move(socket)), ctx_(ctx), api_(api) {
+  beast::error_code ec;
+  peer_address_ = stream_.socket().remote_endpoint(ec).address().to_string();
+}
+
+std::string HttpSession::client_address(const Request& req) const {
+  if (ctx_.config.trust_forwarded_for) {
+    std::string_view forwarded = req["X-Forwarded-For"];
+    if (const auto comma = forwarded.rfind(','); comma != std::string_view::npos) {
+      forwarded.remove_prefix(comma + 1);
+    }
+    while (!forwarded.empty() && forwarded.front() == ' ') forwarded.remove_prefix(1);
+    if (!forwarded.empty() && forwarded.size() <= 64) return std::string(forwarded);
+  }
+  return peer_address_;
+}
+
+void HttpSession::too_many(const Request& req, const Error& e, std::chrono::seconds retry_after,
+                           bool close) {
+  ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
+  auto res = api_.error(req, http::status::too_many_requests, e);
+  res.set(http::field::retry_after, std::to_string(std::max<std::int64_t>(1, retry_after.count())));
+  if (close) res.keep_alive(false);
+  write(std::move(res));
+}
 
 void HttpSession::run() {
+  // Behind a trusted proxy every connection comes from the proxy: limits apply per request then.
+  if (ctx_.admission.ip_connects && !ctx_.config.trust_forwarded_for) {
+    auto verdict =
+        ctx_.admission.ip_connects->try_take(peer_address_, std::chrono::steady_clock::now());
+    if (!verdict.allowed) refused_connect_ = verdict.retry_after;
+  }
   net::dispatch(stream_.get_executor(),
                 beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
 }
@@ -71,6 +101,22 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   }
 
   Request req = parser_->release();
+  if (refused_connect_) {
+    return too_many(req, {errc::kRateLimited, "too many new connections from this address"},
+                    *refused_connect_, true);
+  }
+  if (ctx_.config.trust_forwarded_for || !beast::websocket::is_upgrade(req)) {
+    // REST requests, and behind a proxy also upgrades, count against the address's request rate.
+    auto& limiter =
+        beast::websocket::is_upgrade(req) ? ctx_.admission.ip_connects : ctx_.admission.ip_requests;
+    if (limiter) {
+      auto verdict = limiter->try_take(client_address(req), std::chrono::steady_clock::now());
+      if (!verdict.allowed) {
+        return too_many(req, {errc::kRateLimited, "too many requests from this address"},
+                        verdict.retry_after, false);
+      }
+    }
+  }
   if (beast::websocket::is_upgrade(req)) return upgrade(std::move(req));
 
   auto self = shared_from_this();
@@ -139,13 +185,22 @@ void HttpSession::upgrade(Request req) {
   if (!origin.user_id.empty() && check_id(origin.user_id, ctx_.config.max_id_bytes)) {
     origin.user_id.clear();
   }
+  Admitted admitted{ctx_.admission.per_ip.try_acquire(client_address(req)),
+                    ctx_.admission.per_restaurant.try_acquire(origin.restaurant_id)};
+  if (!admitted.ip || !admitted.restaurant) {
+    return too_many(
+        req,
+        {errc::kTooManyConnections, !admitted.ip ? "too many open connections from this address"
+                                                 : "too many open connections for this restaurant"},
+        std::chrono::seconds(5), true);
+  }
   if (caller->anonymous) {
     spdlog::warn("unauthenticated connection restaurant={} device={} (--auth off)",
                  origin.restaurant_id, origin.device_id);
   }
   auto subprotocol = selected_subprotocol(req);
   std::make_shared<WsSession>(std::move(stream_), ctx_, std::move(origin), std::move(*caller),
-                              since)
+                              std::move(admitted), since)
       ->run(std::move(req), std::move(subprotocol));
 }
 

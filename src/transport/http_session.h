@@ -5,8 +5,10 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "transport/rest_api.h"
 #include "transport/server_context.h"
@@ -28,6 +30,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void write(Response res);
   void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);
   void close();
+  // The client's address: the peer's, or X-Forwarded-For's last hop with --trust-forwarded-for.
+  std::string client_address(const Request& req) const;
+  // Answers 429 with Retry-After (and closes the connection if `close`).
+  void too_many(const Request& req, const Error& e, std::chrono::seconds retry_after, bool close);
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
@@ -35,6 +41,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   RestApi& api_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<Response> pending_;
+  std::string peer_address_;
+  // Set when the connection itself was over the per-address connect rate: its first request
+  // gets a 429 and the connection is closed.
+  std::optional<std::chrono::seconds> refused_connect_;
 };
 
 }  // namespace possync

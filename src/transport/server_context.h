@@ -13,6 +13,7 @@
 #include "store/store.h"
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
+#include "transport/admission.h"
 
 namespace possync {
 
@@ -24,6 +25,7 @@ struct ServerContext {
   Metrics& metrics;
   const Authenticator& auth;
   SecretHasher& hasher;
+  Admission& admission;
   ProtocolLimits limits;
   std::atomic<bool> stopping{false};
 };

@@ -22,6 +22,9 @@ struct Overloaded : Ts... {
 // How long a closing connection may take to deliver its close frame before the socket is cut.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 
+// Messages over the rate limit in a row after which the connection is closed (4029).
+constexpr std::uint32_t kMaxRefusedInARow = 50;
+
 bool is_normal_end(const beast::error_code& ec) {
   return ec == websocket::error::closed || ec == net::error::operation_aborted ||
          ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout;
@@ -30,11 +33,13 @@ bool is_normal_end(const beast::error_code& ec) {
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, ServerContext& ctx, Origin origin,
-                     Principal caller, std::optional<std::uint64_t> since)
+                     Principal caller, Admitted admitted, std::optional<std::uint64_t> since)
     : ws_(std::move(stream)),
       ctx_(ctx),
       origin_(std::move(origin)),
       caller_(std::move(caller)),
+      admitted_(std::move(admitted)),
+      limiter_(ctx.config),
       initial_since_(since),
       connected_at_ms_(now_ms()),
       last_seen_ms_(connected_at_ms_),
@@ -110,7 +115,7 @@ void WsSession::do_read() {
   ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
 }
 
-void WsSession::on_read(beast::error_code ec, std::size_t) {
+void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
   if (ec) {
     if (ec == websocket::error::message_too_big) {
       ctx_.metrics.count_error("message_too_big");
@@ -128,7 +133,21 @@ void WsSession::on_read(beast::error_code ec, std::size_t) {
     std::lock_guard lock(status_mutex_);
     last_seen_ms_ = now_ms();
   }
-  if (!closing_) {
+  if (!closing_ && !limiter_.admit(bytes)) {
+    // Refused before decoding: nothing of it was accepted, the device may send it again.
+    ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
+    if (++refused_in_a_row_ >= kMaxRefusedInARow) {
+      spdlog::warn("closing restaurant={} device={}: over its rate limit ({} messages refused)",
+                   origin_.restaurant_id, origin_.device_id, refused_in_a_row_);
+      close_with(static_cast<websocket::close_code>(kCloseRateLimited), "rate limit exceeded",
+                 false);
+    } else {
+      send_error({errc::kRateLimited,
+                  "too many messages; this one was not processed, slow down "
+                  "and send it again"});
+    }
+  } else if (!closing_) {
+    refused_in_a_row_ = 0;
     if (ws_.got_text()) {
       const auto data = buffer_.cdata();
       handle_text({static_cast<const char*>(data.data()), data.size()});

@@ -31,7 +31,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
   WsSession(boost::beast::tcp_stream&& stream, ServerContext& ctx, Origin origin, Principal caller,
-            std::optional<std::uint64_t> since);
+            Admitted admitted, std::optional<std::uint64_t> since);
   ~WsSession() override;
 
   // Completes the WebSocket handshake for `req` (answering with `subprotocol` if not empty) and
@@ -83,6 +83,9 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   ServerContext& ctx_;
   Origin origin_;
   Principal caller_;
+  Admitted admitted_;
+  DeviceLimiter limiter_;
+  std::uint32_t refused_in_a_row_ = 0;  // messages over the rate limit since the last admitted
   std::optional<std::uint64_t> initial_since_;
 
   mutable std::mutex status_mutex_;  // guards origin_.user_id and last_seen_ms_ for status()

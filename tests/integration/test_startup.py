@@ -9,9 +9,13 @@ import unittest
 from harness import SERVER_BIN, ServerTestCase, async_test, data_change
 
 
-def run_binary(*args, env=None, timeout=30):
-    return subprocess.run([SERVER_BIN, *args], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
+def run_binary(*args, env=None, timeout=30, cwd=None):
+    """Runs the binary in `cwd` (a fresh temporary directory by default: the server creates its
+    default key file under ./data there)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return subprocess.run([SERVER_BIN, *args], capture_output=True, text=True,
+                              timeout=timeout, env=dict(os.environ, **(env or {})),
+                              stdin=subprocess.DEVNULL, cwd=cwd or tmp)
 
 
 class StartupTest(ServerTestCase):
@@ -37,6 +41,31 @@ class StartupTest(ServerTestCase):
         res = run_binary("--host", "not-an-address", "--store", "memory", "--port", "0")
         self.assertNotEqual(res.returncode, 0)
         self.assertIn("--host", res.stdout + res.stderr)
+
+    def test_signing_keys_are_created_private_and_checked(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            # A bad store still fails, but the default key file was created first, mode 0600.
+            res = run_binary("--store", "bogus:x", "--port", "0", cwd=tmp)
+            self.assertEqual(res.returncode, 1)
+            key_file = os.path.join(tmp, "data", "jwt.keys")
+            self.assertEqual(os.stat(key_file).st_mode & 0o777, 0o600)
+            self.assertIn("created ./data/jwt.keys", res.stdout + res.stderr)
+            os.chmod(key_file, 0o644)
+            res = run_binary("--store", "memory", "--port", "0", cwd=tmp)
+            self.assertEqual(res.returncode, 2)
+            self.assertIn("chmod 600", res.stdout + res.stderr)
+            with open(os.path.join(tmp, "bad.keys"), "w") as f:
+                f.write("k1 short\n")
+            os.chmod(os.path.join(tmp, "bad.keys"), 0o600)
+            res = run_binary("--store", "memory", "--port", "0", "--jwt-secret-file", "bad.keys",
+                             cwd=tmp)
+            self.assertEqual(res.returncode, 2)
+            self.assertIn("bad.keys line 1", res.stdout + res.stderr)
+            # The keys may come from the environment instead (POSSYNC_JWT_KEYS).
+            res = run_binary("--store", "bogus:x", "--port", "0", "--jwt-secret-file", "none",
+                             env={"POSSYNC_JWT_KEYS": "k9 " + "A" * 43}, cwd=tmp)
+            self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "none")))
 
     def test_store_and_port_in_use_are_refused(self):
         first = self.start_server()  # sqlite
