@@ -861,7 +861,7 @@ TEST(ValidateData, LongFieldNamesAreCutInThePath) {
 TEST(ValidateData, NumbersMustBeFinite) {
   // Boost.JSON reads literals beyond the double range as infinity.
   const std::string huge_integer = "1" + std::string(400, '0');
-  for (const std::string n :
+  for (const std::string& n :
        {std::string("1e999"), std::string("-1e999"), std::string("1E400"), huge_integer}) {
     const Error e = decode_error(order_with_data(R"({"total":[1,{"x":)" + n + "}]}"));
     EXPECT_EQ(e.code, "invalid_number") << n;
