@@ -32,6 +32,16 @@ inline constexpr const char* kUnauthorized = "unauthorized";
 inline constexpr const char* kForbidden = "forbidden";
 inline constexpr const char* kRateLimited = "rate_limited";
 inline constexpr const char* kTooManyConnections = "too_many_connections";
+// A change's `action` is not one its data type accepts.
+inline constexpr const char* kUnknownAction = "unknown_action";
+// A change's `data` nests objects or arrays too deeply.
+inline constexpr const char* kDataTooDeep = "data_too_deep";
+// An object in a change's `data` has too many fields, or `data` too many values in total.
+inline constexpr const char* kTooManyFields = "too_many_fields";
+// A string value or field name in a change's `data` is too long.
+inline constexpr const char* kStringTooLong = "string_too_long";
+// A number in a change's `data` is not finite (a literal beyond the double range, like 1e999).
+inline constexpr const char* kInvalidNumber = "invalid_number";
 }  // namespace errc
 
 // A value or an Error. `value()` on an error throws std::runtime_error (a programming mistake).

@@ -1,6 +1,8 @@
 #include "model/change.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <algorithm>
 #include <random>
 
 #include "common/time.h"
@@ -23,6 +25,16 @@ const DataTypeInfo* data_type_by_typed_update(std::string_view message_type) {
     if (d.typed_update == message_type) return &d;
   }
   return nullptr;
+}
+
+bool accepts_action(DataType t, std::string_view action) {
+  const auto& own = info(t).actions;
+  return std::find(kCommonActions.begin(), kCommonActions.end(), action) != kCommonActions.end() ||
+         std::find(own.begin(), own.end(), action) != own.end();
+}
+
+std::string accepted_actions(DataType t) {
+  return fmt::format("{}, {}", fmt::join(kCommonActions, ", "), fmt::join(info(t).actions, ", "));
 }
 
 bool is_deletion(std::string_view action) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -18,27 +19,52 @@ namespace possync {
 
 enum class DataType : std::uint8_t { orders, menu_items, inventory, tables, users, printers };
 
+// Actions every data type accepts: `upsert`, and the legacy server's generic `created`, `updated`
+// and `deleted` (the only actions it applied, to any data type).
+inline constexpr std::array<std::string_view, 4> kCommonActions{"upsert", "created", "updated",
+                                                                "deleted"};
+
+// The actions today's app sends for each data type (docs/protocol.md, section 2), beyond
+// kCommonActions.
+inline constexpr std::array<std::string_view, 2> kOrderActions{"status_changed", "completed"};
+inline constexpr std::array<std::string_view, 1> kMenuItemActions{"availability_changed"};
+inline constexpr std::array<std::string_view, 4> kInventoryActions{
+    "stock_changed", "item_added", "item_removed", "low_stock_alert"};
+inline constexpr std::array<std::string_view, 4> kTableActions{"occupied", "available", "reserved",
+                                                               "cleaning"};
+inline constexpr std::array<std::string_view, 1> kUserActions{"role_changed"};
+// `status_changed`: the legacy server's README lists printer "status updates".
+inline constexpr std::array<std::string_view, 5> kPrinterActions{
+    "added", "removed", "configured", "assignment_changed", "status_changed"};
+
 // How a data type appears on the wire: its `data_type` name, the typed update message that carries
-// it, and the field of that message holding the record id.
+// it, the field of that message holding the record id, and the actions it accepts besides
+// kCommonActions.
 struct DataTypeInfo {
   DataType type;
-  std::string_view name;          // "orders"
-  std::string_view typed_update;  // "order_update"
-  std::string_view id_field;      // "order_id"
+  std::string_view name;                      // "orders"
+  std::string_view typed_update;              // "order_update"
+  std::string_view id_field;                  // "order_id"
+  std::span<const std::string_view> actions;  // {"status_changed", "completed"}
 };
 
 inline constexpr std::array<DataTypeInfo, 6> kDataTypes{{
-    {DataType::orders, "orders", "order_update", "order_id"},
-    {DataType::menu_items, "menu_items", "menu_update", "item_id"},
-    {DataType::inventory, "inventory", "inventory_update", "item_id"},
-    {DataType::tables, "tables", "table_update", "table_id"},
-    {DataType::users, "users", "user_update", "user_id"},
-    {DataType::printers, "printers", "printer_update", "printer_id"},
+    {DataType::orders, "orders", "order_update", "order_id", kOrderActions},
+    {DataType::menu_items, "menu_items", "menu_update", "item_id", kMenuItemActions},
+    {DataType::inventory, "inventory", "inventory_update", "item_id", kInventoryActions},
+    {DataType::tables, "tables", "table_update", "table_id", kTableActions},
+    {DataType::users, "users", "user_update", "user_id", kUserActions},
+    {DataType::printers, "printers", "printer_update", "printer_id", kPrinterActions},
 }};
 
 const DataTypeInfo& info(DataType t);
 const DataTypeInfo* data_type_by_name(std::string_view name);
 const DataTypeInfo* data_type_by_typed_update(std::string_view message_type);
+
+// Whether `action` is one `t` accepts: one of kCommonActions or of the type's own actions.
+bool accepts_action(DataType t, std::string_view action);
+// The actions `t` accepts, comma-separated, for error messages: "upsert, created, ...".
+std::string accepted_actions(DataType t);
 
 // Actions that delete the record (leaving a tombstone in the log); every other action merges.
 bool is_deletion(std::string_view action);

@@ -48,22 +48,96 @@ Result<std::optional<std::uint64_t>> optional_seq(const json::object& o, std::st
   return wrong_type(field, "a non-negative integer");
 }
 
-// Boost.JSON reads a number beyond the range of double (1e400, 0e400) as infinity or NaN, which it
-// writes back as `Infinity` / `NaN`: not JSON. Such a number must not get into a record or a
-// forwarded message.
-bool numbers_are_finite(const json::value& v) {
-  if (const auto* d = v.if_double()) return std::isfinite(*d);
-  if (const auto* a = v.if_array()) {
-    for (const auto& e : *a) {
-      if (!numbers_are_finite(e)) return false;
+// A problem found inside a change's `data`: its error code, what is wrong, and where, as a path
+// below `data` (".items[2].name") built while the walk unwinds.
+struct DataProblem {
+  const char* code;
+  std::string what;
+  std::string path;
+};
+
+// A member name as it appears in a path: at most 32 bytes, cut at a UTF-8 character boundary.
+std::string path_member(std::string_view key) {
+  constexpr std::size_t kMax = 32;
+  if (key.size() <= kMax) return fmt::format(".{}", key);
+  std::size_t cut = kMax;
+  while (cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xc0) == 0x80) --cut;
+  return fmt::format(".{}...", key.substr(0, cut));
+}
+
+// Checks one value of a change's `data` at nesting level `depth` (`data` itself is level 1)
+// against the limits; `values` counts the object members and array elements seen so far. Descends
+// at most max_data_depth levels.
+std::optional<DataProblem> check_data(const json::value& v, std::size_t depth,
+                                      const ProtocolLimits& limits, std::size_t& values) {
+  const auto container = [&](std::size_t size) -> std::optional<DataProblem> {
+    if (depth > limits.max_data_depth) {
+      return DataProblem{errc::kDataTooDeep,
+                         fmt::format("is nested more than {} levels deep", limits.max_data_depth),
+                         {}};
     }
-  }
-  if (const auto* o = v.if_object()) {
-    for (const auto& m : *o) {
-      if (!numbers_are_finite(m.value())) return false;
+    values += size;
+    if (values > limits.max_data_values) {
+      return DataProblem{errc::kTooManyFields,
+                         fmt::format("takes 'data' over {} values (object members and array "
+                                     "elements) in total",
+                                     limits.max_data_values),
+                         {}};
     }
+    return std::nullopt;
+  };
+  switch (v.kind()) {
+    case json::kind::double_:
+      // The parser accepts literals beyond the double range (1e999) as infinity, which cannot be
+      // written back as JSON.
+      if (!std::isfinite(v.get_double())) {
+        return DataProblem{errc::kInvalidNumber, "is not a finite number", {}};
+      }
+      return std::nullopt;
+    case json::kind::string:
+      if (v.get_string().size() > limits.max_data_string_bytes) {
+        return DataProblem{
+            errc::kStringTooLong,
+            fmt::format("is a string longer than {} bytes", limits.max_data_string_bytes),
+            {}};
+      }
+      return std::nullopt;
+    case json::kind::object: {
+      const auto& o = v.get_object();
+      if (o.size() > limits.max_data_fields) {
+        return DataProblem{errc::kTooManyFields,
+                           fmt::format("has more than {} fields", limits.max_data_fields),
+                           {}};
+      }
+      if (auto p = container(o.size())) return p;
+      for (const auto& member : o) {
+        if (member.key().size() > limits.max_data_string_bytes) {
+          return DataProblem{
+              errc::kStringTooLong,
+              fmt::format("has a field name longer than {} bytes", limits.max_data_string_bytes),
+              {}};
+        }
+        if (auto p = check_data(member.value(), depth + 1, limits, values)) {
+          p->path.insert(0, path_member(member.key()));
+          return p;
+        }
+      }
+      return std::nullopt;
+    }
+    case json::kind::array: {
+      const auto& a = v.get_array();
+      if (auto p = container(a.size())) return p;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (auto p = check_data(a[i], depth + 1, limits, values)) {
+          p->path.insert(0, fmt::format("[{}]", i));
+          return p;
+        }
+      }
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
   }
-  return true;
 }
 
 json::object envelope(std::string_view type) {
@@ -97,9 +171,6 @@ Result<json::object> parse_object(std::string_view text) {
   auto v = json::parse(text, ec, {}, options);
   if (ec)
     return Error{errc::kInvalidJson, fmt::format("message is not valid JSON: {}", ec.message())};
-  if (!numbers_are_finite(v)) {
-    return Error{errc::kInvalidJson, "message is not valid JSON: number out of range"};
-  }
   if (!v.is_object()) return Error{errc::kInvalidMessage, "message must be a JSON object"};
   return std::move(v.as_object());
 }
@@ -126,6 +197,10 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
   const auto* data = msg.if_contains("data");
   if (data == nullptr || data->is_null()) return missing("data");
   if (!data->is_object()) return wrong_type("data", "an object");
+  std::size_t values = 0;
+  if (auto p = check_data(*data, 1, limits, values)) {
+    return Error{p->code, fmt::format("field 'data{}' {}", p->path, p->what)};
+  }
   c.data = data->get_object();
 
   if (typed == nullptr) {
@@ -177,6 +252,11 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
   if (!*action) return missing("action");
   c.action = std::move(**action);
   if (auto e = check_id_field("action", c.action, limits.max_action_bytes)) return *e;
+  if (!accepts_action(c.data_type, c.action)) {
+    return Error{errc::kUnknownAction,
+                 fmt::format("unknown action '{}' for {}: expected one of {}", c.action,
+                             info(c.data_type).name, accepted_actions(c.data_type))};
+  }
 
   auto change_id = optional_string(msg, "change_id");
   if (!change_id) return change_id.error();

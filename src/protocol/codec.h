@@ -19,6 +19,12 @@ namespace possync {
 struct ProtocolLimits {
   std::size_t max_id_bytes = 128;  // restaurant, device, user and record ids
   std::size_t max_action_bytes = 64;
+  // A change's `data`: `data` itself is level 1, each nested object or array one level more.
+  std::size_t max_data_depth = 16;
+  std::size_t max_data_fields = 256;  // members of any one object in `data`
+  // Object members and array elements in all of `data`, at every level.
+  std::size_t max_data_values = 16384;
+  std::size_t max_data_string_bytes = 64 * 1024;  // any string value or member name in `data`
   std::size_t max_change_id_bytes() const { return max_id_bytes * 4; }
 };
 
@@ -63,6 +69,8 @@ Result<ClientMessage> decode_message(const boost::json::object& msg, const Origi
 
 // Decodes a change: a typed update or a data_change (also the entries of POST /api/sync, where a
 // missing "type" means data_change). Assigns a server change id when the client gave none.
+// Validates the action against the data type (unknown_action) and `data` against `limits`
+// (data_too_deep, too_many_fields, string_too_long, invalid_number).
 Result<ChangeMsg> decode_change(const boost::json::object& msg, const Origin& origin,
                                 const ProtocolLimits& limits);
 

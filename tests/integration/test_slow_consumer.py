@@ -17,7 +17,8 @@ class SlowConsumerTest(ServerTestCase):
     @async_test(timeout=170)
     async def test_slow_consumer_is_disconnected_others_unaffected(self):
         server = self.start_server(
-            store="memory", extra_args=["--max-outbound-bytes", str(MAX_OUTBOUND)])
+            store="memory", extra_args=["--max-outbound-bytes", str(MAX_OUTBOUND),
+                                        "--device-message-rate", "0"])  # the writer floods
         # The slow device: handshake by hand, a tiny receive window, and then it never reads.
         slow = await asyncio.to_thread(server.raw_ws, "R", "slow", rcvbuf=4096)
         writer = await server.connect("R", "writer")
