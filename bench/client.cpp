@@ -454,10 +454,16 @@ bool ServerProcess::start(const std::string& bin, const std::string& store,
   if (store == "sqlite") store_spec = "sqlite:" + tmpdir() + "/bench.db";
   log_path_ = tmpdir() + "/server.log";
   std::uint16_t port = free_port();
-  // The bench speaks the legacy protocol, which has no tokens: the spawned server runs open.
+  // The bench speaks the legacy protocol, which has no tokens: the spawned server runs open. All
+  // its load comes from one address, so the per-address and per-connection limits are off.
   std::vector<std::string> args = {
       bin,       "--host",   "127.0.0.1", "--port", std::to_string(port),
       "--store", store_spec, "--auth",    "off"};
+  for (const char* off :
+       {"--ip-connect-rate=0", "--ip-request-rate=0", "--max-connections-per-ip=0",
+        "--max-connections-per-restaurant=0", "--device-message-rate=0", "--device-byte-rate=0"}) {
+    args.emplace_back(off);
+  }
   std::istringstream is(extra_args);
   for (std::string a; is >> a;) args.push_back(a);
   std::vector<char*> argv;
