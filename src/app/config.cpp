@@ -152,6 +152,12 @@ ParsedConfig parse_config(int argc, char** argv) {
                "Take the client address from X-Forwarded-For (only behind a trusted proxy)")
       ->envname("POSSYNC_TRUST_FORWARDED_FOR");
 
+  app.add_option("--tls-cert", c.tls_cert,
+                 "PEM certificate chain: serve HTTPS and WSS only (reloaded on SIGHUP)")
+      ->envname("POSSYNC_TLS_CERT");
+  app.add_option("--tls-key", c.tls_key, "PEM private key for --tls-cert")
+      ->envname("POSSYNC_TLS_KEY");
+
   TokenCommand token;
   std::vector<std::string> role_names;
   for (Role r : kRoles) role_names.emplace_back(role_name(r));

@@ -54,6 +54,9 @@ struct Config {
   std::size_t max_connections_per_ip = 2000;
   std::size_t max_connections_per_restaurant = 500;
   bool trust_forwarded_for = false;  // client address from X-Forwarded-For (behind a proxy)
+
+  std::string tls_cert;  // PEM certificate chain; with tls_key: HTTPS and WSS only
+  std::string tls_key;   // PEM private key
 };
 
 // `possync-server token issue ...`: print a device token signed with the configured key.

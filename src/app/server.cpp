@@ -62,6 +62,20 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   }
   const Authenticator auth(config.auth, std::move(keys), std::move(permissions));
 
+  std::shared_ptr<TlsContext> tls;
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    spdlog::critical("--tls-cert and --tls-key go together");
+    return 2;
+  }
+  if (!config.tls_cert.empty()) {
+    auto loaded = TlsContext::load(config.tls_cert, config.tls_key);
+    if (!loaded) {
+      spdlog::critical("{}", loaded.error().message);
+      return 2;
+    }
+    tls = std::move(*loaded);
+  }
+
   auto store = open_store(config.store, std::max<std::size_t>(4, threads * 2));
   if (!store) {
     spdlog::critical("cannot open store: {}", store.error().message);
@@ -92,7 +106,8 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
   Admission admission(config);
   ServerContext ctx{
-      config, db, hub, pipeline, metrics, auth, hasher, admission, {config.max_id_bytes, 64}};
+      config,   db, hub, pipeline, metrics, auth, hasher, admission, {config.max_id_bytes, 64},
+      tls.get()};
   RestApi api(ctx);
 
   boost::system::error_code ec;
@@ -137,8 +152,26 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     });
   });
 
-  spdlog::info("possync listening on {}:{} with {} I/O threads, store {}",
-               bound->address().to_string(), bound->port(), threads, db.describe());
+  // SIGHUP: read the TLS certificate and key again (new connections use them).
+  net::signal_set hangup(ioc, SIGHUP);
+  std::function<void()> wait_for_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code e, int) {
+      if (e) return;
+      if (!tls) {
+        spdlog::info("SIGHUP: no TLS certificate to reload");
+      } else if (auto reloaded = tls->reload(); !reloaded) {
+        spdlog::error("SIGHUP: keeping the current TLS certificate: {}", reloaded.error().message);
+      } else {
+        spdlog::info("SIGHUP: TLS certificate reloaded from {}", config.tls_cert);
+      }
+      wait_for_hangup();
+    });
+  };
+  wait_for_hangup();
+
+  spdlog::info("possync listening on {}:{} ({}) with {} I/O threads, store {}",
+               bound->address().to_string(), bound->port(), tls ? "https, wss" : "http, ws",
+               threads, db.describe());
   if (on_listening) on_listening(bound->port());
 
   std::vector<std::thread> pool;

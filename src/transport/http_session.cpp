@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
@@ -21,13 +22,26 @@ namespace {
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 }
 
-HttpSession::HttpSession(net::ip::tcp::socket&& socket, ServerContext& ctx, RestApi& api)
-    : stream_(std::move(socket)), ctx_(ctx), api_(api) {
+template <class Stream>
+HttpSession<Stream>::HttpSession(net::ip::tcp::socket&& socket,
+                                 std::shared_ptr<net::ssl::context> tls, ServerContext& ctx,
+                                 RestApi& api)
+    : tls_(std::move(tls)), stream_(make_stream(std::move(socket))), ctx_(ctx), api_(api) {
   beast::error_code ec;
-  peer_address_ = stream_.socket().remote_endpoint(ec).address().to_string();
+  peer_address_ = socket_().remote_endpoint(ec).address().to_string();
 }
 
-std::string HttpSession::client_address(const Request& req) const {
+template <class Stream>
+Stream HttpSession<Stream>::make_stream(net::ip::tcp::socket&& socket) {
+  if constexpr (kIsTls<Stream>) {
+    return Stream(std::move(socket), *tls_);
+  } else {
+    return Stream(std::move(socket));
+  }
+}
+
+template <class Stream>
+std::string HttpSession<Stream>::client_address(const Request& req) const {
   if (ctx_.config.trust_forwarded_for) {
     std::string_view forwarded = req["X-Forwarded-For"];
     if (const auto comma = forwarded.rfind(','); comma != std::string_view::npos) {
@@ -39,8 +53,9 @@ std::string HttpSession::client_address(const Request& req) const {
   return peer_address_;
 }
 
-void HttpSession::too_many(const Request& req, const Error& e, std::chrono::seconds retry_after,
-                           bool close) {
+template <class Stream>
+void HttpSession<Stream>::too_many(const Request& req, const Error& e,
+                                   std::chrono::seconds retry_after, bool close) {
   ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
   auto res = api_.error(req, http::status::too_many_requests, e);
   res.set(http::field::retry_after, std::to_string(std::max<std::int64_t>(1, retry_after.count())));
@@ -48,27 +63,39 @@ void HttpSession::too_many(const Request& req, const Error& e, std::chrono::seco
   write(std::move(res));
 }
 
-void HttpSession::run() {
+template <class Stream>
+void HttpSession<Stream>::run() {
   // Behind a trusted proxy every connection comes from the proxy: limits apply per request then.
   if (ctx_.admission.ip_connects && !ctx_.config.trust_forwarded_for) {
     auto verdict =
         ctx_.admission.ip_connects->try_take(peer_address_, std::chrono::steady_clock::now());
     if (!verdict.allowed) refused_connect_ = verdict.retry_after;
   }
-  net::dispatch(stream_.get_executor(),
-                beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+  if constexpr (kIsTls<Stream>) {
+    beast::get_lowest_layer(stream_).expires_after(ctx_.config.handshake_timeout);
+    stream_.async_handshake(net::ssl::stream_base::server,
+                            [self = this->shared_from_this()](beast::error_code ec) {
+                              if (ec) return self->close();  // not TLS, or a failed handshake
+                              self->do_read();
+                            });
+  } else {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&HttpSession::do_read, this->shared_from_this()));
+  }
 }
 
-void HttpSession::do_read() {
+template <class Stream>
+void HttpSession<Stream>::do_read() {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(ctx_.config.max_body_bytes);
-  stream_.expires_after(ctx_.config.http_timeout);
+  beast::get_lowest_layer(stream_).expires_after(ctx_.config.http_timeout);
   http::async_read(stream_, buffer_, *parser_,
-                   beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+                   beast::bind_front_handler(&HttpSession::on_read, this->shared_from_this()));
 }
 
-void HttpSession::on_read(beast::error_code ec, std::size_t) {
+template <class Stream>
+void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
   if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
       ec == net::error::operation_aborted || ec == net::error::connection_reset) {
     return close();
@@ -119,14 +146,15 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   }
   if (beast::websocket::is_upgrade(req)) return upgrade(std::move(req));
 
-  auto self = shared_from_this();
+  auto self = this->shared_from_this();
   api_.handle(req, [self](Response res) {
     net::post(self->stream_.get_executor(),
               [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
   });
 }
 
-void HttpSession::upgrade(Request req) {
+template <class Stream>
+void HttpSession<Stream>::upgrade(Request req) {
   auto answer = [&](Response res) {
     res.keep_alive(false);
     write(std::move(res));
@@ -199,27 +227,43 @@ void HttpSession::upgrade(Request req) {
                  origin.restaurant_id, origin.device_id);
   }
   auto subprotocol = selected_subprotocol(req);
-  std::make_shared<WsSession>(std::move(stream_), ctx_, std::move(origin), std::move(*caller),
-                              std::move(admitted), since)
+  std::make_shared<WsSession<Stream>>(std::move(stream_), std::move(tls_), ctx_, std::move(origin),
+                                      std::move(*caller), std::move(admitted), since)
       ->run(std::move(req), std::move(subprotocol));
 }
 
-void HttpSession::write(Response res) {
+template <class Stream>
+void HttpSession<Stream>::write(Response res) {
   const bool close = !res.keep_alive();
   pending_ = std::make_shared<Response>(std::move(res));
-  http::async_write(stream_, *pending_,
-                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), close));
+  http::async_write(
+      stream_, *pending_,
+      beast::bind_front_handler(&HttpSession::on_write, this->shared_from_this(), close));
 }
 
-void HttpSession::on_write(bool close_after, beast::error_code ec, std::size_t) {
+template <class Stream>
+void HttpSession<Stream>::on_write(bool close_after, beast::error_code ec, std::size_t) {
   pending_.reset();
   if (ec || close_after || ctx_.stopping) return close();
   do_read();
 }
 
-void HttpSession::close() {
-  beast::error_code ec;
-  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+template <class Stream>
+void HttpSession<Stream>::close() {
+  if constexpr (kIsTls<Stream>) {
+    // close_notify, bounded by a timeout; the socket closes when the last handler is done.
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+      beast::error_code ignored;
+      self->socket_().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+    });
+  } else {
+    beast::error_code ec;
+    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  }
 }
+
+template class HttpSession<PlainStream>;
+template class HttpSession<TlsStream>;
 
 }  // namespace possync

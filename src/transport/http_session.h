@@ -12,12 +12,18 @@
 
 #include "transport/rest_api.h"
 #include "transport/server_context.h"
+#include "transport/streams.h"
 
 namespace possync {
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// `Stream` is PlainStream or TlsStream (with a TLS handshake first); both are compiled in
+// http_session.cpp.
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket&& socket, ServerContext& ctx, RestApi& api);
+  // `tls`: the TLS context of this connection (null for PlainStream); kept alive by the session.
+  HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<boost::asio::ssl::context> tls,
+              ServerContext& ctx, RestApi& api);
   void run();
 
  private:
@@ -35,7 +41,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Answers 429 with Retry-After (and closes the connection if `close`).
   void too_many(const Request& req, const Error& e, std::chrono::seconds retry_after, bool close);
 
-  boost::beast::tcp_stream stream_;
+  Stream make_stream(boost::asio::ip::tcp::socket&& socket);
+  boost::asio::ip::tcp::socket& socket_() {
+    return boost::beast::get_lowest_layer(stream_).socket();
+  }
+
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  Stream stream_;
   boost::beast::flat_buffer buffer_;
   ServerContext& ctx_;
   RestApi& api_;

@@ -52,22 +52,29 @@ void Listener::stop() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(
-      net::make_strand(ioc_),
-      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
-        if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
-        if (ec) {
-          // Out of file descriptors and the like: keep serving the connections we have and
-          // try again shortly instead of spinning.
-          spdlog::warn("accept failed: {}", ec.message());
-          self->backoff_.expires_after(std::chrono::milliseconds(100));
-          self->backoff_.async_wait([self](boost::system::error_code) { self->do_accept(); });
-          return;
-        }
-        socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<HttpSession>(std::move(socket), self->ctx_, self->api_)->run();
-        self->do_accept();
-      });
+  acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](
+                                                     boost::system::error_code ec,
+                                                     tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+    if (ec) {
+      // Out of file descriptors and the like: keep serving the connections we have and
+      // try again shortly instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      self->backoff_.expires_after(std::chrono::milliseconds(100));
+      self->backoff_.async_wait([self](boost::system::error_code) { self->do_accept(); });
+      return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    if (self->ctx_.tls) {
+      std::make_shared<HttpSession<TlsStream>>(std::move(socket), self->ctx_.tls->current(),
+                                               self->ctx_, self->api_)
+          ->run();
+    } else {
+      std::make_shared<HttpSession<PlainStream>>(std::move(socket), nullptr, self->ctx_, self->api_)
+          ->run();
+    }
+    self->do_accept();
+  });
 }
 
 }  // namespace possync

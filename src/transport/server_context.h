@@ -14,6 +14,7 @@
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
 #include "transport/admission.h"
+#include "transport/tls.h"
 
 namespace possync {
 
@@ -27,6 +28,7 @@ struct ServerContext {
   SecretHasher& hasher;
   Admission& admission;
   ProtocolLimits limits;
+  TlsContext* tls = nullptr;  // set: the port speaks only TLS (HTTPS, WSS)
   std::atomic<bool> stopping{false};
 };
 

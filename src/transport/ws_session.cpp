@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "common/time.h"
 #include "protocol/close_codes.h"
@@ -32,9 +33,12 @@ bool is_normal_end(const beast::error_code& ec) {
 
 }  // namespace
 
-WsSession::WsSession(beast::tcp_stream&& stream, ServerContext& ctx, Origin origin,
-                     Principal caller, Admitted admitted, std::optional<std::uint64_t> since)
-    : ws_(std::move(stream)),
+template <class Stream>
+WsSession<Stream>::WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, ServerContext& ctx,
+                             Origin origin, Principal caller, Admitted admitted,
+                             std::optional<std::uint64_t> since)
+    : keep_alive_(std::move(keep_alive)),
+      ws_(std::move(stream)),
       ctx_(ctx),
       origin_(std::move(origin)),
       caller_(std::move(caller)),
@@ -47,9 +51,11 @@ WsSession::WsSession(beast::tcp_stream&& stream, ServerContext& ctx, Origin orig
       deferred_timer_(ws_.get_executor()),
       close_timer_(ws_.get_executor()) {}
 
-WsSession::~WsSession() = default;
+template <class Stream>
+WsSession<Stream>::~WsSession() = default;
 
-void WsSession::run(Request req, std::string subprotocol) {
+template <class Stream>
+void WsSession<Stream>::run(Request req, std::string subprotocol) {
   beast::get_lowest_layer(ws_).expires_never();
   ws_.set_option(websocket::stream_base::timeout{ctx_.config.handshake_timeout,
                                                  ctx_.config.idle_timeout, true});
@@ -59,16 +65,17 @@ void WsSession::run(Request req, std::string subprotocol) {
         if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
       }));
   ws_.read_message_max(ctx_.config.max_frame_bytes);
-  ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+  ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
 }
 
-void WsSession::on_accept(beast::error_code ec) {
+template <class Stream>
+void WsSession<Stream>::on_accept(beast::error_code ec) {
   if (ec) {
     spdlog::info("websocket handshake failed restaurant={} device={}: {}", origin_.restaurant_id,
                  origin_.device_id, ec.message());
     return;
   }
-  auto membership = ctx_.hub.join(origin_.restaurant_id, shared_from_this());
+  auto membership = ctx_.hub.join(origin_.restaurant_id, this->shared_from_this());
   joined_ = true;
   room_ = std::move(membership.room);
   last_sent_ = membership.published_seq;
@@ -80,12 +87,13 @@ void WsSession::on_accept(beast::error_code ec) {
   do_read();
 }
 
-void WsSession::arm_token_expiry() {
+template <class Stream>
+void WsSession<Stream>::arm_token_expiry() {
   if (caller_.expires_at == 0 || closing_) return;
   const auto left = std::chrono::seconds(caller_.expires_at) - std::chrono::milliseconds(now_ms());
   close_timer_.expires_after(std::max<std::chrono::milliseconds>(
       std::chrono::duration_cast<std::chrono::milliseconds>(left), std::chrono::milliseconds(0)));
-  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
     if (ec || self->closing_) return;
     spdlog::info("token expired restaurant={} device={}", self->origin_.restaurant_id,
                  self->origin_.device_id);
@@ -95,7 +103,8 @@ void WsSession::arm_token_expiry() {
   });
 }
 
-void WsSession::handle_auth(const AuthMsg& msg) {
+template <class Stream>
+void WsSession<Stream>::handle_auth(const AuthMsg& msg) {
   auto caller = ctx_.auth.authenticate(msg.token, now_ms() / 1000);
   std::optional<Error> refused;
   if (!caller) {
@@ -111,11 +120,13 @@ void WsSession::handle_auth(const AuthMsg& msg) {
   send(render_auth_ok(caller_.expires_at));
 }
 
-void WsSession::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+template <class Stream>
+void WsSession<Stream>::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
 }
 
-void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
+template <class Stream>
+void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
   if (ec) {
     if (ec == websocket::error::message_too_big) {
       ctx_.metrics.count_error("message_too_big");
@@ -160,7 +171,8 @@ void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
   do_read();
 }
 
-void WsSession::handle_text(std::string_view text) {
+template <class Stream>
+void WsSession<Stream>::handle_text(std::string_view text) {
   auto object = parse_object(text);
   if (!object) {
     send_error(object.error());
@@ -201,7 +213,8 @@ void WsSession::handle_text(std::string_view text) {
              *message);
 }
 
-void WsSession::handle_change(ChangeMsg msg) {
+template <class Stream>
+void WsSession<Stream>::handle_change(ChangeMsg msg) {
   if (auto refused = ctx_.auth.permit(caller_, msg.change)) {
     return send_error(*refused, msg.client_change_id ? msg.change.change_id : std::string());
   }
@@ -220,7 +233,7 @@ void WsSession::handle_change(ChangeMsg msg) {
     twins_.forget();  // only the very next change can be a twin
     deferred_ = std::make_unique<ChangeMsg>(std::move(msg));
     deferred_timer_.expires_after(ctx_.config.twin_window);
-    deferred_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    deferred_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (!ec) self->flush_deferred();
     });
     return;
@@ -236,7 +249,8 @@ void WsSession::handle_change(ChangeMsg msg) {
   submit({std::move(msg.change), std::move(twin_of)});
 }
 
-void WsSession::flush_deferred() {
+template <class Stream>
+void WsSession<Stream>::flush_deferred() {
   if (!deferred_) return;
   auto msg = std::move(*deferred_);
   deferred_.reset();
@@ -249,14 +263,15 @@ void WsSession::flush_deferred() {
   submit({std::move(msg.change), {}});
 }
 
-void WsSession::submit(ChangeRequest request) {
+template <class Stream>
+void WsSession<Stream>::submit(ChangeRequest request) {
   const bool hash = SecretHasher::needs_hashing(request.change);
   if (!hash && !held_) return commit(std::move(request));
   if (!held_) held_ = std::make_unique<std::deque<Held>>();
   const auto ticket = next_ticket_++;
   held_->push_back({ticket, std::move(request), !hash, std::nullopt});
   if (!hash) return;
-  ctx_.hasher.hash(held_->back().request.change.data, [self = shared_from_this(),
+  ctx_.hasher.hash(held_->back().request.change.data, [self = this->shared_from_this(),
                                                        ticket](Result<boost::json::object> hashed) {
     net::post(self->ws_.get_executor(), [self, ticket, hashed = std::move(hashed)]() mutable {
       for (auto& h : *self->held_) {
@@ -273,7 +288,8 @@ void WsSession::submit(ChangeRequest request) {
   });
 }
 
-void WsSession::release_held() {
+template <class Stream>
+void WsSession<Stream>::release_held() {
   while (held_ && !held_->empty() && held_->front().ready) {
     Held h = std::move(held_->front());
     held_->pop_front();
@@ -286,8 +302,9 @@ void WsSession::release_held() {
   if (held_ && held_->empty()) held_.reset();
 }
 
-void WsSession::commit(ChangeRequest request) {
-  auto self = shared_from_this();
+template <class Stream>
+void WsSession<Stream>::commit(ChangeRequest request) {
+  auto self = this->shared_from_this();
   const std::string change_id = request.change.change_id;
   const bool queued = ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
     net::post(self->ws_.get_executor(),
@@ -299,7 +316,8 @@ void WsSession::commit(ChangeRequest request) {
   }
 }
 
-void WsSession::send_rejected(std::string change_id, Error error) {
+template <class Stream>
+void WsSession<Stream>::send_rejected(std::string change_id, Error error) {
   Outcome rejected;
   rejected.change_id = std::move(change_id);
   rejected.error = std::move(error);
@@ -307,7 +325,8 @@ void WsSession::send_rejected(std::string change_id, Error error) {
   send(render_ack(rejected));
 }
 
-void WsSession::start_catchup(std::uint64_t since) {
+template <class Stream>
+void WsSession<Stream>::start_catchup(std::uint64_t since) {
   // Changes already delivered live on this connection (a contiguous run of seqs, as publishing
   // is in seq order) are not repeated.
   skip_from_ = first_live_;
@@ -318,7 +337,8 @@ void WsSession::start_catchup(std::uint64_t since) {
   pump_catchup();
 }
 
-void WsSession::pump_catchup() {
+template <class Stream>
+void WsSession<Stream>::pump_catchup() {
   const std::size_t low_water = ctx_.config.max_outbound_bytes / 2;
   while (mode_ == Mode::catching_up && !closing_ && queued_bytes_ < low_water) {
     auto page = ctx_.store.read_log(origin_.restaurant_id, cursor_, ctx_.config.catchup_page);
@@ -360,8 +380,9 @@ void WsSession::pump_catchup() {
   }
 }
 
-void WsSession::deliver(std::shared_ptr<const Delivery> delivery) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), d = std::move(delivery)] {
+template <class Stream>
+void WsSession<Stream>::deliver(std::shared_ptr<const Delivery> delivery) {
+  net::post(ws_.get_executor(), [self = this->shared_from_this(), d = std::move(delivery)] {
     if (self->closing_ || self->mode_ != Mode::live || d->seq <= self->last_sent_) return;
     self->last_sent_ = d->seq;
     if (self->first_live_ == 0) self->first_live_ = d->seq;
@@ -370,29 +391,34 @@ void WsSession::deliver(std::shared_ptr<const Delivery> delivery) {
   });
 }
 
-void WsSession::notify(std::shared_ptr<const std::string> payload) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), p = std::move(payload)]() mutable {
-    self->send(std::move(p));
-  });
+template <class Stream>
+void WsSession<Stream>::notify(std::shared_ptr<const std::string> payload) {
+  net::post(ws_.get_executor(), [self = this->shared_from_this(),
+                                 p = std::move(payload)]() mutable { self->send(std::move(p)); });
 }
 
-DeviceStatus WsSession::status() const {
+template <class Stream>
+DeviceStatus WsSession<Stream>::status() const {
   std::lock_guard lock(status_mutex_);
   return {origin_.device_id, origin_.user_id, connected_at_ms_, last_seen_ms_};
 }
 
-void WsSession::disconnect(std::uint16_t code, std::string reason) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), code, reason = std::move(reason)] {
-    self->close_with(static_cast<websocket::close_code>(code), reason, false);
-  });
+template <class Stream>
+void WsSession<Stream>::disconnect(std::uint16_t code, std::string reason) {
+  net::post(ws_.get_executor(),
+            [self = this->shared_from_this(), code, reason = std::move(reason)] {
+              self->close_with(static_cast<websocket::close_code>(code), reason, false);
+            });
 }
 
-void WsSession::send_error(const Error& error, std::string_view change_id) {
+template <class Stream>
+void WsSession<Stream>::send_error(const Error& error, std::string_view change_id) {
   ctx_.metrics.count_error(error.code);
   send(render_error(error, change_id));
 }
 
-void WsSession::send(std::shared_ptr<const std::string> payload, TimePoint received_at) {
+template <class Stream>
+void WsSession<Stream>::send(std::shared_ptr<const std::string> payload, TimePoint received_at) {
   if (closing_) return;
   if (!queue_.empty() && queued_bytes_ + payload->size() > ctx_.config.max_outbound_bytes) {
     ctx_.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
@@ -407,14 +433,16 @@ void WsSession::send(std::shared_ptr<const std::string> payload, TimePoint recei
   if (!writing_) do_write();
 }
 
-void WsSession::do_write() {
+template <class Stream>
+void WsSession<Stream>::do_write() {
   writing_ = true;
   ws_.text(true);
   ws_.async_write(net::buffer(*queue_.front().payload),
-                  beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
+                  beast::bind_front_handler(&WsSession::on_write, this->shared_from_this()));
 }
 
-void WsSession::on_write(beast::error_code ec, std::size_t) {
+template <class Stream>
+void WsSession<Stream>::on_write(beast::error_code ec, std::size_t) {
   writing_ = false;
   const Outgoing& sent = queue_.front();
   if (!ec) {
@@ -434,7 +462,7 @@ void WsSession::on_write(beast::error_code ec, std::size_t) {
   }
   if (closing_ && !queue_.empty()) return do_write();
   if (closing_) {
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
       self->close_timer_.cancel();
     });
     return;
@@ -443,7 +471,9 @@ void WsSession::on_write(beast::error_code ec, std::size_t) {
   if (!queue_.empty() && !writing_) do_write();
 }
 
-void WsSession::close_with(websocket::close_code code, std::string reason, bool discard_queue) {
+template <class Stream>
+void WsSession<Stream>::close_with(websocket::close_code code, std::string reason,
+                                   bool discard_queue) {
   if (closing_) return;
   closing_ = true;
   close_reason_ = websocket::close_reason(code, reason);
@@ -453,7 +483,7 @@ void WsSession::close_with(websocket::close_code code, std::string reason, bool 
     queue_.pop_back();
   }
   close_timer_.expires_after(kCloseGrace);
-  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
     if (ec) return;
     beast::error_code ignored;
     beast::get_lowest_layer(self->ws_).socket().close(ignored);
@@ -461,13 +491,14 @@ void WsSession::close_with(websocket::close_code code, std::string reason, bool 
   if (!writing_ && !queue_.empty()) {
     do_write();
   } else if (!writing_) {
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
       self->close_timer_.cancel();
     });
   }
 }
 
-void WsSession::leave_room() {
+template <class Stream>
+void WsSession<Stream>::leave_room() {
   flush_deferred();
   deferred_timer_.cancel();
   close_timer_.cancel();
@@ -478,5 +509,8 @@ void WsSession::leave_room() {
   spdlog::info("device disconnected restaurant={} device={}", origin_.restaurant_id,
                origin_.device_id);
 }
+
+template class WsSession<PlainStream>;
+template class WsSession<TlsStream>;
 
 }  // namespace possync

@@ -23,15 +23,19 @@
 #include "sync/hub.h"
 #include "sync/twin_detector.h"
 #include "transport/server_context.h"
+#include "transport/streams.h"
 
 namespace possync {
 
-class WsSession final : public Subscriber, public std::enable_shared_from_this<WsSession> {
+// `Stream` is PlainStream (ws://) or TlsStream (wss://); both are compiled in ws_session.cpp.
+template <class Stream>
+class WsSession final : public Subscriber, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  WsSession(boost::beast::tcp_stream&& stream, ServerContext& ctx, Origin origin, Principal caller,
-            Admitted admitted, std::optional<std::uint64_t> since);
+  // `keep_alive` holds what the stream needs for as long as the session lives (its TLS context).
+  WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, ServerContext& ctx, Origin origin,
+            Principal caller, Admitted admitted, std::optional<std::uint64_t> since);
   ~WsSession() override;
 
   // Completes the WebSocket handshake for `req` (answering with `subprotocol` if not empty) and
@@ -78,7 +82,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void close_with(boost::beast::websocket::close_code code, std::string reason, bool discard_queue);
   void leave_room();
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  std::shared_ptr<void> keep_alive_;
+  boost::beast::websocket::stream<Stream> ws_;
   boost::beast::flat_buffer buffer_;
   ServerContext& ctx_;
   Origin origin_;

@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -106,10 +107,12 @@ class ServerProcess:
     auth: True (the server's default, --auth required, with a key file written here; clients of
     this harness send tokens signed with it) or False (--auth off, the legacy open mode).
     key_file: use this key file instead (nodes of one service share their keys).
+    tls: (cert_file, key_file, ca_file): serve HTTPS/WSS; this harness's clients verify the
+    server's certificate against ca_file.
     """
 
     def __init__(self, store="sqlite", extra_args=(), workdir=None, env=None, auth=True,
-                 key_file=None):
+                 key_file=None, tls=None):
         self.workdir = workdir or tempfile.mkdtemp(prefix="possync-it-")
         self._own_workdir = workdir is None
         self.auth = auth
@@ -119,6 +122,10 @@ class ServerProcess:
             fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(f"# written by the test harness\nk1 {b64url(secret)}\n")
+        self.tls = tls
+        self.ssl_context = None
+        if tls:
+            self.ssl_context = ssl.create_default_context(cafile=tls[2])
         self.keys = {}
         if auth:
             with open(self.key_file) as f:
@@ -157,6 +164,8 @@ class ServerProcess:
             self.log_paths.append(log_path)
             args = [SERVER_BIN, "--host", "127.0.0.1", "--port", str(p), "--store", self.store]
             args += ["--jwt-secret-file", self.key_file] if self.auth else ["--auth", "off"]
+            if self.tls:
+                args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
             args += self.extra_args
             with open(log_path, "wb") as log:
                 self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
@@ -302,7 +311,11 @@ class ServerProcess:
         their own); None sends none.
         Returns (status, headers as a dict with lower-case names, parsed JSON body or None).
         """
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.ssl_context:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             hdrs = dict(headers or {})
             if token is DEFAULT:
@@ -378,14 +391,16 @@ class ServerProcess:
             params["since"] = str(since)
         if extra:
             params.update(extra)
-        return f"ws://127.0.0.1:{self.port}{path}?{urllib.parse.urlencode(params)}"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}{path}?{urllib.parse.urlencode(params)}"
 
     async def connect(self, restaurant, device, since=None, path="/ws", user_id=None,
                       token=DEFAULT, **kwargs):
         """Opens a websockets connection and returns a WsClient reading it in the background."""
         ws = await websockets.connect(
             self.ws_url(restaurant, device, since, path, user_id, token=token),
-            max_queue=None, open_timeout=WAIT, close_timeout=5, **kwargs)
+            max_queue=None, open_timeout=WAIT, close_timeout=5,
+            **({"ssl": self.ssl_context} if self.ssl_context else {}), **kwargs)
         return WsClient(ws, f"{restaurant}/{device}")
 
 
