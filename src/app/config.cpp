@@ -120,7 +120,8 @@ ParsedConfig parse_config(int argc, char** argv) {
       ->envname("POSSYNC_JWT_SECRET_FILE");
 
   app.add_option("--permissions-file", c.permissions_file,
-                 "JSON table of what each role may change (default: docs/permissions.default.json)")
+                 "JSON table of what each role may change (default: built in, as "
+                 "docs/permissions.default.json)")
       ->envname("POSSYNC_PERMISSIONS_FILE");
 
   auto rate = [&](const char* name, double& field, const char* env, const char* help) {

@@ -335,7 +335,9 @@ struct SyncBatch {
     json::array results;
     for (const auto& o : outcomes) {
       if (o.status != OutcomeStatus::rejected) ++synced;
-      if (o.error.code == errc::kStoreUnavailable || o.error.code == errc::kShuttingDown) {
+      // Retryable rejections make the whole answer a 503: today's app resends only on non-200.
+      if (o.error.code == errc::kStoreUnavailable || o.error.code == errc::kShuttingDown ||
+          o.error.code == errc::kRateLimited) {
         retry = true;
       }
       results.push_back(outcome_to_json(o));
