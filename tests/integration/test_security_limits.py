@@ -676,9 +676,26 @@ class SecretHashingTest(ServerTestCase):
         # (d) A secret that cannot be one (an object) is rejected without echoing it.
         await modern.send(data_change("users", "user-bad", "updated", change_id="n-bad",
                                       pin={"code": BAD_PIN}))
-        bad = (await wait_answered(modern, ["n-bad"]))["n-bad"]
-        code = bad.get("code") or bad.get("error", {}).get("code")
-        self.assertEqual(code, "invalid_field", bad)
+        # So is a hash string the server would not accept as a hash: another Argon2 variant, or
+        # an Argon2id cost far over the accepted maximum (every later check would be a DoS).
+        salt, digest = "c2FsdHNhbHRzYWx0c2FsdA", "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+        await modern.send(data_change("users", "user-bad", "updated", change_id="n-bad-variant",
+                                      pin=f"$argon2i$v=19$m=19456,t=2,p=1${salt}${digest}"))
+        await modern.send(data_change("users", "user-bad", "updated", change_id="n-bad-cost",
+                                      pin=f"$argon2id$v=19$m=4194304,t=9,p=1${salt}${digest}"))
+        answers = await wait_answered(modern, ["n-bad", "n-bad-variant", "n-bad-cost"])
+        for cid, bad in answers.items():
+            code = bad.get("code") or bad.get("error", {}).get("code")
+            self.assertEqual(code, "invalid_field", bad)
+            self.assertNotEqual(bad.get("status"), "applied", bad)
+        status, _, res = await server.ahttp("POST", "/api/sync", {
+            "restaurant_id": "R", "device_id": "M", "changes": [
+                data_change("users", "user-bad", "created", change_id="rest-bad",
+                            password=[BAD_PIN])]}, token=server.token("R", "M"))
+        self.assertEqual(status, 200, res)
+        self.assertEqual((res["results"][0]["status"], res["results"][0]["error"]["code"]),
+                         ("rejected", "invalid_field"), res)
+        self.assert_no_plaintext(json.dumps(res), "a rejection")
 
         # The stored records.
         status, _, snap = await server.ahttp("GET", "/api/restaurants/R/data")
