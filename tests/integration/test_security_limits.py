@@ -60,13 +60,13 @@ def http_text(server, method, path, token=None, headers=None, timeout=WAIT):
         conn.close()
 
 
-def upgrade_attempt(server, restaurant, device, token):
+def upgrade_attempt(server, restaurant, device, token, headers=None):
     """A WebSocket upgrade request made with http.client, so a refusal's JSON body can be read.
     Returns (status, headers, parsed body or None). Only for upgrades expected to be refused."""
     path = f"/ws?restaurant_id={q(restaurant)}&device_id={q(device)}&token={q(token)}"
     status, headers, body = http_text(server, "GET", path, headers={
         "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", **(headers or {})})
     return status, headers, (json.loads(body) if body else None)
 
 
@@ -266,8 +266,10 @@ class RestLimitTest(ServerTestCase):
         server = self.start_server(extra_args=["--ip-request-rate", "0.5",
                                                "--ip-request-burst", "3"])
         answers = []
-        for _ in range(8):
-            answers.append(await asyncio.to_thread(http_text, server, "GET", "/api/health"))
+        for i in range(8):
+            # Without --trust-forwarded-for, a client cannot pick its address with this header.
+            answers.append(await asyncio.to_thread(http_text, server, "GET", "/api/health",
+                                                   headers={"X-Forwarded-For": f"10.9.0.{i}"}))
         statuses = [s for s, _, _ in answers]
         self.assertIn(429, statuses)
         self.assertTrue(set(statuses) <= {200, 429}, statuses)
@@ -342,9 +344,11 @@ class RestLimitTest(ServerTestCase):
         # Another restaurant still connects (3rd from this address: the refusals held no slot).
         s1 = await server.connect("S", "e1")
         await s1.sync_point()
-        # Fourth from this address: refused by the per-address cap.
+        # Fourth from this address: refused by the per-address cap (a forged X-Forwarded-For
+        # does not count without --trust-forwarded-for).
         status, _, res = await asyncio.to_thread(upgrade_attempt, server, "S", "e2",
-                                                 server.token("S", "e2"))
+                                                 server.token("S", "e2"),
+                                                 {"X-Forwarded-For": "10.9.9.9"})
         self.assertEqual((status, res["code"]), (429, "too_many_connections"), res)
         self.assertIn("address", res["message"])
         self.assertEqual(await server.connected_devices("R"), ["d1", "d2"])
