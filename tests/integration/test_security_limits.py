@@ -776,6 +776,53 @@ class SecretHashingTest(ServerTestCase):
             self.assert_no_plaintext(blob, path + " after stop")
         self.assert_no_plaintext(log_bytes(server), "the server log after stop")
 
+    @async_test(timeout=150)
+    async def test_hashing_backlog_refuses_with_rate_limited_and_keeps_what_it_accepted(self):
+        """Argon2id is slow by design and the hashing queue is bounded: a burst of user changes
+        with secrets beyond it is refused (`rate_limited`, retryable), never half-applied, and
+        every change acknowledged as applied is stored, hashed, exactly once."""
+        server = self.start_server()
+        dev = await server.connect("R", "M")
+        other = await server.connect("G", "g1")
+        ids = [f"h-{i}" for i in range(150)]
+        for i, cid in enumerate(ids):
+            await dev.send(data_change("users", f"u-{i}", "created", change_id=cid,
+                                       pin=f"{PIN}-{i}"))
+        # Meanwhile a change without secrets of another restaurant is not held up by it.
+        await other.send(data_change("orders", "o-1", "created", change_id="g-1", status="open"))
+        self.assertEqual((await other.wait_ack("g-1"))["status"], "applied")
+        answers = await wait_answered(dev, ids)
+        applied = {cid for cid, a in answers.items()
+                   if a["type"] == "ack" and a["status"] == "applied"}
+        refused = {cid for cid, a in answers.items() if cid not in applied}
+        for cid in refused:
+            a = answers[cid]
+            code = a.get("code") or a.get("error", {}).get("code")
+            self.assertEqual(code, "rate_limited", a)
+        self.assertTrue(applied, "some were accepted")
+        log = server.all_changes("R")
+        self.assertEqual(sorted(c["change_id"] for c in log), sorted(applied))
+        for c in log:
+            self.assert_hash(c["data"]["pin"], c["change_id"])
+        # Commit order follows the order of the messages.
+        self.assertEqual([c["change_id"] for c in log],
+                         [cid for cid in ids if cid in applied])
+        # A refused change sent again once the backlog has drained is accepted.
+        if refused:
+            cid = sorted(refused, key=ids.index)[0]
+            i = ids.index(cid)
+            await dev.send(data_change("users", f"u-{i}", "created", change_id=cid,
+                                       pin=f"{PIN}-{i}"))
+            ack = await dev.wait_for(lambda m: m.get("type") == "ack" and
+                                     m.get("change_id") == cid and m.get("status") == "applied",
+                                     what=f"{cid} applied on retry")
+            self.assertEqual(ack["status"], "applied")
+        self.assert_no_plaintext(json.dumps(dev.messages), "the device's answers")
+        for path, blob in store_bytes(server).items():
+            self.assertNotIn(PIN.encode(), blob, path)
+        await dev.close()
+        await other.close()
+
 
 if __name__ == "__main__":
     unittest.main()
