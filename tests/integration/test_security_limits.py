@@ -257,6 +257,38 @@ class FloodTest(ServerTestCase):
         for c in (again, g1, g2):
             await c.close()
 
+    @async_test(timeout=90)
+    async def test_byte_budget_refuses_then_admits_even_the_largest_message(self):
+        # A byte burst below the largest frame: the largest frame must still get through
+        # (the budget is at least --max-frame-bytes), but not two of them at once.
+        server = self.start_server(extra_args=["--max-frame-bytes", "4096",
+                                               "--device-byte-rate", "2000",
+                                               "--device-byte-burst", "1000"])
+        dev = await server.connect("B", "b1")
+        big = [data_change("orders", f"big-{i}", "created", change_id=f"big-{i}",
+                           note="x" * 3500) for i in range(2)]
+        self.assertLess(len(json.dumps(big[0])), 4096)
+        await dev.send(big[0])
+        await dev.send(big[1])
+        self.assertEqual((await dev.wait_ack("big-0"))["status"], "applied")
+        err = await dev.wait_type("error")
+        self.assertEqual(err["code"], "rate_limited", err)
+        self.assertIsNone(dev.ack_for("big-1"))
+        # Sent again until the budget has refilled: then it is accepted.
+        deadline = time.monotonic() + WAIT
+        while dev.ack_for("big-1") is None:
+            self.assertLess(time.monotonic(), deadline, "never admitted")
+            start = len(dev.messages)
+            await dev.send(big[1])
+            await dev.wait_for(lambda m: m.get("type") in ("ack", "error"), start)
+            if dev.ack_for("big-1") is None:
+                await asyncio.sleep(0.3)
+        self.assertEqual(dev.ack_for("big-1")["status"], "applied")
+        self.assertEqual(sorted(c["change_id"] for c in server.all_changes("B")),
+                         ["big-0", "big-1"])
+        self.assertFalse(dev.closed)
+        await dev.close()
+
 
 class RestLimitTest(ServerTestCase):
 
