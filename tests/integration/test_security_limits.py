@@ -26,7 +26,6 @@ import subprocess
 import tempfile
 import time
 import unittest
-import uuid
 
 import websockets
 
@@ -516,18 +515,19 @@ class PermissionTest(ServerTestCase):
         await self.check_table(server, "RW", DEFAULT_CASES, "ws")
         await self.check_table(server, "RR", DEFAULT_CASES, "rest")
         # Refused changes left no record behind.
-        status, _, snap = await server.ahttp("GET", "/api/restaurants/RW/data")
-        self.assertEqual(status, 200)
-        self.assertEqual(sorted(u["id"] for u in snap["data"]["users"]),
-                         ["admin-user-create", "admin-user-role", "manager-user-create",
-                          "manager-user-role"])
-        prices = {m["id"]: m.get("price") for m in snap["data"]["menu_items"]}
-        self.assertNotIn("pos-menu-price", prices)
-        self.assertNotIn("kds-menu-price", prices)
-        self.assertEqual(prices["manager-menu-price"], 9.5)
+        for restaurant in ("RW", "RR"):
+            status, _, snap = await server.ahttp("GET", f"/api/restaurants/{restaurant}/data")
+            self.assertEqual(status, 200)
+            self.assertEqual(sorted(u["id"] for u in snap["data"]["users"]),
+                             ["admin-user-create", "admin-user-role", "manager-user-create",
+                              "manager-user-role"])
+            prices = {m["id"]: m.get("price") for m in snap["data"]["menu_items"]}
+            self.assertNotIn("pos-menu-price", prices)
+            self.assertNotIn("kds-menu-price", prices)
+            self.assertEqual(prices["manager-menu-price"], 9.5)
+            self.assertNotIn("kds-order-create", {o["id"] for o in snap["data"]["orders"]})
         # Today's app's typed updates (no change_id) are checked the same way.
         pos = LegacyDevice(server, "RW", "ws-pos")
-        pos.server = server
         pos.client = await server.connect("RW", "ws-pos",
                                           token=server.token("RW", "ws-pos", role="pos"))
         await pos.register()
@@ -544,7 +544,8 @@ class PermissionTest(ServerTestCase):
         await pos.client.send(ok.twin)
         self.assertEqual((await pos.client.wait_ack(ok.change_id))["status"], "duplicate")
         await pos.client.sync_point()
-        self.assertGreaterEqual(len(errors_with_code(pos.client, "forbidden")), 3)
+        # the typed user_update, its twin, the priced menu_update
+        self.assertEqual(len(errors_with_code(pos.client, "forbidden")), 3, pos.client.messages)
         log = server.all_changes("RW")
         self.assertEqual(len(log), before + 1, log[before:])
         self.assertEqual(log[-1]["data"]["id"], "t-typed")
