@@ -314,6 +314,8 @@ class FloodTest(ServerTestCase):
         await b.client.sync_point()  # B's first message: within its own budget
         log = server.all_changes("R")
         result = res["results"][0]
+        await a.close()
+        await b.close()
         if result["status"] == "applied" and len(log) == 2:
             # SERVER BUG (reported): the rate limit refused the twin on the WebSocket, so the
             # twin detector never linked it to the typed update it follows; POST /api/sync has
@@ -354,6 +356,8 @@ class FloodTest(ServerTestCase):
         await b.client.sync_point()
         status, _, snap = await server.ahttp("GET", "/api/restaurants/R/data")
         users = {u["id"]: u for u in snap["data"]["users"]}
+        await a.close()
+        await b.close()
         self.assertEqual(users["user-42"]["role"], "server")
         if "staff-1" in users:
             # SERVER BUG (reported): the rate limit refused the twin, so the deferred typed
