@@ -21,12 +21,15 @@ void TwinDetector::remember(const Change& typed, Clock::time_point now) {
   candidate_ = std::make_unique<Candidate>(Candidate{typed, now});
 }
 
+bool TwinDetector::would_match(const Change& data_change, Clock::time_point now) const {
+  return candidate_ && now - candidate_->at <= window_ &&
+         same_content(candidate_->change, data_change, true);
+}
+
 std::string TwinDetector::match(const Change& data_change, Clock::time_point now) {
-  auto candidate = std::move(candidate_);
+  std::string twin_of = would_match(data_change, now) ? candidate_->change.change_id : "";
   candidate_.reset();
-  if (!candidate || now - candidate->at > window_) return {};
-  if (!same_content(candidate->change, data_change, true)) return {};
-  return candidate->change.change_id;
+  return twin_of;
 }
 
 bool TwinDetector::same_content(const Change& a, const Change& b, bool compare_record_ids) {

@@ -33,6 +33,8 @@ class TwinDetector {
   // Returns the change id of the typed update `data_change` is the twin of, or an empty string.
   // Either way the candidate is forgotten: only the next change can be a twin.
   std::string match(const Change& data_change, Clock::time_point now);
+  // Whether match() would find `data_change` a twin, without consuming the candidate.
+  bool would_match(const Change& data_change, Clock::time_point now) const;
 
   void forget() { candidate_.reset(); }
 

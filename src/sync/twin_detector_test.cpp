@@ -49,6 +49,17 @@ TEST_F(TwinDetectorTest, MatchesTheNextDataChangeWithTheSameContent) {
   EXPECT_EQ(detector.match(twin_of(t), t0 + 1ms), "srv-typed-1");
 }
 
+TEST_F(TwinDetectorTest, WouldMatchAnswersWithoutConsumingTheCandidate) {
+  const Change t = typed();
+  EXPECT_FALSE(detector.would_match(twin_of(t), t0));
+  detector.remember(t, t0);
+  EXPECT_TRUE(detector.would_match(twin_of(t), t0 + 1ms));
+  EXPECT_FALSE(detector.would_match(twin_of(typed("o2")), t0 + 1ms));
+  EXPECT_FALSE(detector.would_match(twin_of(t), t0 + kWindow + 1ms));
+  EXPECT_EQ(detector.match(twin_of(t), t0 + 2ms), "srv-typed-1");  // still there
+  EXPECT_FALSE(detector.would_match(twin_of(t), t0 + 3ms));        // consumed by match
+}
+
 TEST_F(TwinDetectorTest, MatchesWhenNeitherHasAnId) {
   const Change t = typed();
   detector.remember(t, t0);

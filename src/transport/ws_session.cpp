@@ -144,24 +144,13 @@ void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
     std::lock_guard lock(status_mutex_);
     last_seen_ms_ = now_ms();
   }
-  if (!closing_ && !limiter_.admit(bytes)) {
-    // Refused before decoding: nothing of it was accepted, the device may send it again.
-    ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
-    if (++refused_in_a_row_ >= kMaxRefusedInARow) {
-      spdlog::warn("closing restaurant={} device={}: over its rate limit ({} messages refused)",
-                   origin_.restaurant_id, origin_.device_id, refused_in_a_row_);
-      close_with(static_cast<websocket::close_code>(kCloseRateLimited), "rate limit exceeded",
-                 false);
-    } else {
-      send_error({errc::kRateLimited,
-                  "too many messages; this one was not processed, slow down "
-                  "and send it again"});
-    }
-  } else if (!closing_) {
-    refused_in_a_row_ = 0;
+  const bool within_budget = limiter_.admit(bytes);
+  if (!closing_) {
     if (ws_.got_text()) {
       const auto data = buffer_.cdata();
-      handle_text({static_cast<const char*>(data.data()), data.size()});
+      handle_text({static_cast<const char*>(data.data()), data.size()}, within_budget);
+    } else if (!within_budget) {
+      refuse_over_budget({});
     } else {
       send(
           render_error({errc::kInvalidMessage, "binary frames are not supported; send JSON text"}));
@@ -172,8 +161,33 @@ void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
 }
 
 template <class Stream>
-void WsSession<Stream>::handle_text(std::string_view text) {
+void WsSession<Stream>::refuse_over_budget(std::string_view change_id) {
+  // Nothing of the message was accepted: the device may send it again.
+  ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
+  if (++refused_in_a_row_ >= kMaxRefusedInARow) {
+    spdlog::warn("closing restaurant={} device={}: over its rate limit ({} messages refused)",
+                 origin_.restaurant_id, origin_.device_id, refused_in_a_row_);
+    close_with(static_cast<websocket::close_code>(kCloseRateLimited), "rate limit exceeded", false);
+    return;
+  }
+  send_error({errc::kRateLimited,
+              "too many messages; this one was not processed, slow down and "
+              "send it again"},
+             change_id);
+}
+
+template <class Stream>
+bool WsSession<Stream>::is_awaited_twin(const ClientMessage& message) const {
+  const auto* m = std::get_if<ChangeMsg>(&message);
+  if (m == nullptr || m->typed) return false;
+  if (deferred_) return TwinDetector::same_content(deferred_->change, m->change, false);
+  return twins_.would_match(m->change, TwinDetector::Clock::now());
+}
+
+template <class Stream>
+void WsSession<Stream>::handle_text(std::string_view text, bool within_budget) {
   auto object = parse_object(text);
+  if (!object && !within_budget) return refuse_over_budget({});
   if (!object) {
     send_error(object.error());
     return;
@@ -189,9 +203,17 @@ void WsSession<Stream>::handle_text(std::string_view text) {
     if (const auto* c = object->if_contains("change_id"); c && c->is_string()) {
       change_id = c->get_string();
     }
+    if (!within_budget) return refuse_over_budget(change_id);
     send_error(message.error(), change_id);
     return;
   }
+  // Over the budget, only the twin of a change already taken is let through: it costs nothing
+  // (it is recorded as an alias), and refusing it would make its later resend a change of its own.
+  if (!within_budget && !is_awaited_twin(*message)) {
+    const auto* m = std::get_if<ChangeMsg>(&*message);
+    return refuse_over_budget(m && m->client_change_id ? m->change.change_id : std::string());
+  }
+  refused_in_a_row_ = 0;
   std::visit(Overloaded{
                  [&](RegisterMsg& m) {
                    if (m.user_id) {

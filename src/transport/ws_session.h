@@ -54,7 +54,12 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void on_accept(boost::beast::error_code ec);
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
-  void handle_text(std::string_view text);
+  // `within_budget`: the message fit the connection's rate limit (see refuse_over_budget).
+  void handle_text(std::string_view text, bool within_budget);
+  // Answers a message over the rate limit with `rate_limited`; closes (4029) after many in a row.
+  void refuse_over_budget(std::string_view change_id);
+  // Whether `message` is the data_change twin the session is waiting for (deferred or candidate).
+  bool is_awaited_twin(const ClientMessage& message) const;
   void handle_change(ChangeMsg msg);
   void handle_auth(const AuthMsg& msg);
   // Closes the connection when the token expires (close_timer_ waits for it until closing).
