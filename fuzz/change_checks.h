@@ -24,7 +24,10 @@ inline std::string describe(const Change& c) {
 inline bool is_decode_error(const Error& e) {
   return !e.message.empty() && (e.code == errc::kInvalidJson || e.code == errc::kInvalidMessage ||
                                 e.code == errc::kUnknownType || e.code == errc::kMissingField ||
-                                e.code == errc::kInvalidField || e.code == errc::kUnknownDataType);
+                                e.code == errc::kInvalidField || e.code == errc::kUnknownDataType ||
+                                e.code == errc::kUnknownAction || e.code == errc::kDataTooDeep ||
+                                e.code == errc::kTooManyFields || e.code == errc::kStringTooLong ||
+                                e.code == errc::kInvalidNumber);
 }
 
 // Every error renders as an error message that parses back to the same code and message.

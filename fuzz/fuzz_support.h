@@ -37,10 +37,13 @@ inline std::vector<boost::json::value> json_values(std::string_view text, std::s
     const std::size_t used = parser.write_some(text.data(), text.size(), ec);
     if (!ec && !parser.done()) parser.finish(ec);
     if (ec || !parser.done()) break;
-    // As a member of a message, the way a record's data arrives.
-    auto accepted = parse_object("{\"v\":" + std::string(text.substr(0, used)) + "}");
-    if (!accepted) break;
-    out.push_back(std::move(accepted->at("v")));
+    // As a member of a change's data, the way a record's data arrives (and is validated).
+    auto parsed = parse_object(R"({"data_type":"orders","action":"updated","data":{"id":"r","v":)" +
+                               std::string(text.substr(0, used)) + "}}");
+    if (!parsed) break;
+    auto change = decode_change(*parsed, {"r", "d", {}}, {});
+    if (!change) break;
+    out.push_back(std::move(change->change.data.at("v")));
     text.remove_prefix(used);
   }
   return out;
