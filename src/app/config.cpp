@@ -72,6 +72,15 @@ ParsedConfig parse_config(int argc, char** argv) {
                  "Most changes in one POST /api/sync")
       ->envname("POSSYNC_MAX_CHANGES_PER_REQUEST")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  app.add_option("--max-queued-changes", c.max_queued_changes,
+                 "Changes received and not yet committed above which the server stops reading "
+                 "devices and answers POST /api/sync with 503 (0: no limit)")
+      ->envname("POSSYNC_MAX_QUEUED_CHANGES");
+  app.add_option("--max-fanout-backlog", c.max_fanout_backlog,
+                 "Bytes of committed changes handed to connections and not yet queued to their "
+                 "sockets above which the server stops reading devices and answers "
+                 "POST /api/sync with 503 (0: no limit)")
+      ->envname("POSSYNC_MAX_FANOUT_BACKLOG");
 
   auto seconds = [&](const char* name, std::chrono::seconds& field, const char* env,
                      const char* help) {

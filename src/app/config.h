@@ -24,6 +24,10 @@ struct Config {
   std::size_t max_outbound_bytes = 1 << 20;    // per-connection send queue; larger -> disconnect
   std::size_t max_id_bytes = 128;              // restaurant/device/user/record ids
   std::size_t max_changes_per_request = 1000;  // POST /api/sync
+  // Back-pressure (sync/backpressure.h): above either, devices are read no further and
+  // POST /api/sync answers 503 until the server has caught up. 0: no limit.
+  std::size_t max_queued_changes = 20000;     // received, not yet committed
+  std::size_t max_fanout_backlog = 64 << 20;  // bytes handed to connections, not yet queued
 
   std::chrono::seconds idle_timeout{90};
   std::chrono::seconds handshake_timeout{10};

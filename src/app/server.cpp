@@ -83,8 +83,10 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   }
   Store& db = **store;
 
-  // Declared first so it is destroyed last: sessions (held by the hub and by queued handlers)
-  // close their sockets through it.
+  // Outlives the sessions: deliveries posted to them hold charges on it until destroyed.
+  Backpressure backpressure({config.max_queued_changes, config.max_fanout_backlog});
+  // Declared next so it is destroyed last but one: sessions (held by the hub and by queued
+  // handlers) close their sockets through it.
   net::io_context ioc(static_cast<int>(threads));
   Metrics metrics;
   Hub hub(render_live_change);
@@ -95,7 +97,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     broker =
         std::make_unique<Broker>(db, hub, std::move(feed), Broker::Options{config.catchup_page});
   }
-  CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics},
+  CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics, &backpressure},
                           [&hub, b = broker.get()](std::span<const Outcome> outcomes) {
                             if (b) {
                               b->publish_local(outcomes);
@@ -105,9 +107,9 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
                           });
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
   Admission admission(config);
-  ServerContext ctx{
-      config,   db, hub, pipeline, metrics, auth, hasher, admission, {config.max_id_bytes, 64},
-      tls.get()};
+  ServerContext ctx{config,   db,     hub,       pipeline,     metrics,
+                    auth,     hasher, admission, backpressure, {config.max_id_bytes, 64},
+                    tls.get()};
   RestApi api(ctx);
 
   boost::system::error_code ec;

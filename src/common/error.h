@@ -32,6 +32,8 @@ inline constexpr const char* kUnauthorized = "unauthorized";
 inline constexpr const char* kForbidden = "forbidden";
 inline constexpr const char* kRateLimited = "rate_limited";
 inline constexpr const char* kTooManyConnections = "too_many_connections";
+// The server is carrying as much work as it may (sync/backpressure.h); retry shortly.
+inline constexpr const char* kOverloaded = "overloaded";
 // A change's `action` is not one its data type accepts.
 inline constexpr const char* kUnknownAction = "unknown_action";
 // A change's `data` nests objects or arrays too deeply.

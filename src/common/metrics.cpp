@@ -9,14 +9,16 @@ namespace possync {
 namespace {
 
 // The error codes counted by name; anything else is "other" (the last slot).
-constexpr std::array<std::string_view, 21> kErrorCodes{
-    errc::kInvalidJson,  errc::kInvalidMessage,   errc::kUnknownType,
-    errc::kMissingField, errc::kInvalidField,     errc::kUnknownDataType,
-    errc::kConflict,     errc::kStoreUnavailable, errc::kShuttingDown,
-    errc::kNotFound,     errc::kMethodNotAllowed, errc::kPayloadTooLarge,
-    errc::kBadRequest,   errc::kResetRequired,    "message_too_big",
-    errc::kUnauthorized, "token_invalid",         "token_expired",
-    errc::kForbidden,    errc::kRateLimited,      errc::kTooManyConnections};
+constexpr std::array<std::string_view, 27> kErrorCodes{
+    errc::kInvalidJson,   errc::kInvalidMessage,   errc::kUnknownType,
+    errc::kMissingField,  errc::kInvalidField,     errc::kUnknownDataType,
+    errc::kConflict,      errc::kStoreUnavailable, errc::kShuttingDown,
+    errc::kNotFound,      errc::kMethodNotAllowed, errc::kPayloadTooLarge,
+    errc::kBadRequest,    errc::kResetRequired,    "message_too_big",
+    errc::kUnauthorized,  "token_invalid",         "token_expired",
+    errc::kForbidden,     errc::kRateLimited,      errc::kTooManyConnections,
+    errc::kOverloaded,    errc::kUnknownAction,    errc::kDataTooDeep,
+    errc::kTooManyFields, errc::kStringTooLong,    errc::kInvalidNumber};
 static_assert(kErrorCodes.size() < kErrorSlots, "one slot is for \"other\"");
 
 constexpr std::array<double, 12> kBatchBounds{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
@@ -79,6 +81,15 @@ std::string Metrics::render(const MetricsGauges& gauges) const {
   gauge(out, "possync_connections", "Open WebSocket connections.", gauges.connections);
   gauge(out, "possync_restaurants_connected", "Restaurants with at least one connected device.",
         gauges.restaurants);
+  gauge(out, "possync_queued_changes", "Changes received and not yet committed.",
+        gauges.queued_changes);
+  gauge(out, "possync_fanout_backlog_bytes",
+        "Bytes of committed changes handed to connections and not yet queued to their sockets "
+        "(each recipient counted).",
+        gauges.fanout_backlog_bytes);
+  counter(out, "possync_backpressure_closings_total",
+          "Times the server stopped reading from devices because too much work was queued.",
+          gauges.backpressure_closings);
   counter(out, "possync_ws_messages_received_total", "WebSocket messages received.",
           ws_messages_received.load());
   counter(out, "possync_ws_messages_sent_total", "WebSocket messages sent.",

@@ -37,6 +37,11 @@ inline constexpr std::size_t kErrorSlots = 32;
 struct MetricsGauges {
   std::size_t connections = 0;
   std::size_t restaurants = 0;
+  // Back-pressure (sync/backpressure.h): work accepted and not yet done, and how often it
+  // closed the gate.
+  std::size_t queued_changes = 0;
+  std::size_t fanout_backlog_bytes = 0;
+  std::uint64_t backpressure_closings = 0;
 };
 
 class Metrics {

@@ -16,9 +16,14 @@ CommitPipeline::~CommitPipeline() {
 }
 
 bool CommitPipeline::submit(ChangeRequest request, Completion done) {
+  // Counted before the writer can see it: it may be committed (and uncounted) at once.
+  if (options_.backpressure) options_.backpressure->changes_queued(1);
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || intake_closed_) return false;
+    if (stopping_ || intake_closed_) {
+      if (options_.backpressure) options_.backpressure->changes_done(1);
+      return false;
+    }
     queue_.push_back({std::move(request), std::move(done), {}});
   }
   cv_.notify_one();
@@ -111,6 +116,7 @@ void CommitPipeline::commit_batch(std::vector<Pending>& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done(outcomes[i]);
   }
+  if (options_.backpressure) options_.backpressure->changes_done(batch.size());
 }
 
 }  // namespace possync

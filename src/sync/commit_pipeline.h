@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "model/change.h"
 #include "store/store.h"
+#include "sync/backpressure.h"
 
 namespace possync {
 
@@ -32,6 +33,8 @@ class CommitPipeline {
     std::size_t max_batch = 1024;
     std::uint64_t retain_changes = 0;
     Metrics* metrics = nullptr;  // optional
+    // Optional: counts every queued change until its completion has run.
+    Backpressure* backpressure = nullptr;
   };
 
   CommitPipeline(Store& store, Options options, CommittedHook on_committed);

@@ -334,6 +334,50 @@ TEST(CommitPipeline, GroupCommitsWhatQueuedWhileTheWriterWasBusy) {
   EXPECT_EQ(store.batch_sizes(), (std::vector<std::size_t>{1, 30}));
 }
 
+// Queued changes count on the back-pressure gate until their completions have run: a stalled
+// store closes the gate, and it opens again once the backlog is committed.
+TEST(CommitPipeline, QueuedChangesHoldTheBackpressureGateUntilCompleted) {
+  GatedStore store(/*hold_first=*/true);
+  Recorder rec;
+  Backpressure gate({.max_queued_changes = 10, .max_fanout_backlog = 0});
+  std::atomic<bool> open_in_completion{true};
+  CommitPipeline pipeline(store, {.max_batch = 1024, .backpressure = &gate}, rec.hook());
+  ASSERT_TRUE(pipeline.submit(req("A", "first"), rec.done()));
+  store.wait_until_entered();
+  for (int i = 0; i < 9; ++i) pipeline.submit(req("A", "c" + std::to_string(i)), rec.done());
+  EXPECT_EQ(gate.queued_changes(), 10u);
+  EXPECT_FALSE(gate.open());
+  // A completion runs before its change is uncounted.
+  pipeline.submit(req("A", "last"), [&](const Outcome&) { open_in_completion = gate.open(); });
+  store.release();
+  pipeline.stop();
+  EXPECT_FALSE(open_in_completion.load());
+  EXPECT_EQ(gate.queued_changes(), 0u);
+  EXPECT_TRUE(gate.open());
+  EXPECT_EQ(gate.closings(), 1u);
+}
+
+// A change is counted before the writer can take it: a fast writer never makes the count dip
+// below zero (which would read as a huge backlog and close the gate for nothing).
+TEST(CommitPipeline, BackpressureCountNeverDipsBelowZero) {
+  auto store = make_memory_store();
+  Backpressure gate({.max_queued_changes = 1'000'000, .max_fanout_backlog = 0});
+  {
+    CommitPipeline pipeline(*store, {.max_batch = 8, .backpressure = &gate}, nullptr);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 5000; ++i) {
+          pipeline.submit(req("A", std::to_string(t) + "-" + std::to_string(i)), nullptr);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  EXPECT_EQ(gate.closings(), 0u);
+  EXPECT_EQ(gate.queued_changes(), 0u);
+}
+
 TEST(CommitPipeline, FlushRunsAfterEverythingSubmittedBeforeAndSplitsTheBatch) {
   GatedStore store(/*hold_first=*/true);
   Recorder rec;

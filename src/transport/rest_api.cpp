@@ -142,9 +142,11 @@ void RestApi::handle(const Request& req, Respond respond) {
 
   if (segments.size() == 1 && segments[0] == "metrics") {
     if (only(http::verb::get) && !refuse(ctx_.auth.require_admin(*caller))) {
-      Response res =
-          json(req, http::status::ok,
-               ctx_.metrics.render({ctx_.hub.connection_count(), ctx_.hub.restaurant_count()}));
+      Response res = json(
+          req, http::status::ok,
+          ctx_.metrics.render({ctx_.hub.connection_count(), ctx_.hub.restaurant_count(),
+                               ctx_.backpressure.queued_changes(),
+                               ctx_.backpressure.fanout_backlog(), ctx_.backpressure.closings()}));
       res.set(http::field::content_type, "text/plain; version=0.0.4");
       respond(std::move(res));
     }
@@ -386,6 +388,14 @@ Origin RestApi::entry_origin(const Origin& body, const json::object& entry) cons
 }
 
 void RestApi::sync(const Request& req, const Principal& caller, Respond respond) {
+  if (!ctx_.backpressure.open()) {
+    // Nothing of the request is taken; the app resends the whole batch on a non-200.
+    auto res = error(req, http::status::service_unavailable,
+                     {errc::kOverloaded, "the server is catching up with its load; retry shortly"});
+    res.set(http::field::retry_after, "1");
+    respond(std::move(res));
+    return;
+  }
   auto body = parse_object(req.body());
   if (!body) {
     respond(error(req, http::status::bad_request, body.error()));

@@ -1,6 +1,6 @@
 // What every connection needs from the server: configuration, the store (reads), the hub
-// (rooms, fan-out), the commit pipeline (writes) and the authenticator. Owned by Server; outlives
-// every session.
+// (rooms, fan-out), the commit pipeline (writes), the back-pressure gate and the authenticator.
+// Owned by Server; outlives every session.
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 #include "common/metrics.h"
 #include "protocol/codec.h"
 #include "store/store.h"
+#include "sync/backpressure.h"
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
 #include "transport/admission.h"
@@ -27,6 +28,7 @@ struct ServerContext {
   const Authenticator& auth;
   SecretHasher& hasher;
   Admission& admission;
+  Backpressure& backpressure;
   ProtocolLimits limits;
   TlsContext* tls = nullptr;  // set: the port speaks only TLS (HTTPS, WSS)
   std::atomic<bool> stopping{false};

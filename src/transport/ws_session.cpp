@@ -157,7 +157,18 @@ void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
     }
   }
   buffer_.consume(buffer_.size());
-  do_read();
+  read_next();
+}
+
+template <class Stream>
+void WsSession<Stream>::read_next() {
+  if (ctx_.backpressure.open()) return do_read();
+  // The device's socket is left unread: TCP holds its messages back until the server caught up.
+  ctx_.backpressure.when_open([weak = this->weak_from_this()] {
+    if (auto self = weak.lock()) {
+      net::post(self->ws_.get_executor(), [self] { self->read_next(); });
+    }
+  });
 }
 
 template <class Stream>
@@ -404,13 +415,16 @@ void WsSession<Stream>::pump_catchup() {
 
 template <class Stream>
 void WsSession<Stream>::deliver(std::shared_ptr<const Delivery> delivery) {
-  net::post(ws_.get_executor(), [self = this->shared_from_this(), d = std::move(delivery)] {
-    if (self->closing_ || self->mode_ != Mode::live || d->seq <= self->last_sent_) return;
-    self->last_sent_ = d->seq;
-    if (self->first_live_ == 0) self->first_live_ = d->seq;
-    if (d->origin_device == self->origin_.device_id) return;
-    self->send(d->payload, d->received_at);
-  });
+  // Charged until the session has taken it: the fan-out backlog (sync/backpressure.h).
+  Backpressure::Charge charge(ctx_.backpressure, delivery->payload->size());
+  net::post(ws_.get_executor(),
+            [self = this->shared_from_this(), d = std::move(delivery), charge = std::move(charge)] {
+              if (self->closing_ || self->mode_ != Mode::live || d->seq <= self->last_sent_) return;
+              self->last_sent_ = d->seq;
+              if (self->first_live_ == 0) self->first_live_ = d->seq;
+              if (d->origin_device == self->origin_.device_id) return;
+              self->send(d->payload, d->received_at);
+            });
 }
 
 template <class Stream>

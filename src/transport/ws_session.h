@@ -53,6 +53,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
 
   void on_accept(boost::beast::error_code ec);
   void do_read();
+  // Reads the next message, or waits while the server is overloaded (sync/backpressure.h).
+  void read_next();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   // `within_budget`: the message fit the connection's rate limit (see refuse_over_budget).
   void handle_text(std::string_view text, bool within_budget);

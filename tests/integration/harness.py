@@ -20,6 +20,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -339,6 +340,23 @@ class ServerProcess:
         finally:
             conn.close()
 
+    def metrics(self, timeout=WAIT):
+        """GET /metrics (with the admin token when auth is on): the Prometheus text."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            headers = {"Authorization": "Bearer " + self.admin_token()} if self.auth else {}
+            conn.request("GET", "/metrics", headers=headers)
+            res = conn.getresponse()
+            body = res.read().decode()
+            if res.status != 200:
+                raise AssertionError(f"GET /metrics answered {res.status}: {body}")
+            return body
+        finally:
+            conn.close()
+
+    async def ametrics(self):
+        return await asyncio.to_thread(self.metrics)
+
     async def ahttp(self, method, path, body=None, headers=None, timeout=WAIT, token=DEFAULT):
         """http() in a thread, so WebSocket readers keep running meanwhile."""
         return await asyncio.to_thread(self.http, method, path, body, headers, timeout, token)
@@ -601,6 +619,14 @@ async def recv_until_quiet(ws, quiet=0.5, timeout=WAIT):
             return out
         out.append(json.loads(raw) if isinstance(raw, str) else raw)
     return out
+
+
+def metric_sample(text, name):
+    """The value of one sample line `name value` of a /metrics text (name may carry labels)."""
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+    if m is None:
+        raise AssertionError(f"no sample {name} in:\n{text}")
+    return float(m.group(1))
 
 
 def data_change(data_type, record_id, action="updated", change_id=None, **fields):

@@ -1,10 +1,10 @@
 """GET /metrics: Prometheus text with the counters a sync server is judged by."""
 
 import http.client
-import re
 import unittest
 
 from harness import LegacyDevice, ServerTestCase, async_test
+from harness import metric_sample as sample
 
 
 def scrape(server):
@@ -16,14 +16,6 @@ def scrape(server):
         return res.status, res.getheader("Content-Type"), res.read().decode()
     finally:
         conn.close()
-
-
-def sample(text, name):
-    """The value of one sample line `name value` (name may carry labels)."""
-    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
-    if m is None:
-        raise AssertionError(f"no sample {name} in:\n{text}")
-    return float(m.group(1))
 
 
 class MetricsTest(ServerTestCase):
