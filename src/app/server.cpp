@@ -94,8 +94,8 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   // broker publishes them, and this process's own, in seq order (docs/scaling.md).
   std::unique_ptr<Broker> broker;
   if (auto feed = db.open_change_feed()) {
-    broker =
-        std::make_unique<Broker>(db, hub, std::move(feed), Broker::Options{config.catchup_page});
+    broker = std::make_unique<Broker>(db, hub, std::move(feed),
+                                      Broker::Options{config.catchup_page, &backpressure});
   }
   CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics, &backpressure},
                           [&hub, b = broker.get()](std::span<const Outcome> outcomes) {

@@ -106,6 +106,8 @@ bool Broker::catch_up(const std::string& restaurant) {
     hub_.resolve_start(restaurant, head->seq);
   }
   for (;;) {
+    // Overloaded here: leave the rest in the log; the restaurant stays marked and is read later.
+    if (options_.backpressure && !options_.backpressure->open()) return false;
     const auto published = hub_.published_seq(restaurant);
     if (!published) return true;  // no room (any more)
     auto page = store_.read_log(restaurant, *published, options_.page);

@@ -32,6 +32,7 @@
 #include "model/change.h"
 #include "store/change_feed.h"
 #include "store/store.h"
+#include "sync/backpressure.h"
 #include "sync/hub.h"
 
 namespace possync {
@@ -40,6 +41,9 @@ class Broker {
  public:
   struct Options {
     std::size_t page = 500;  // entries per catch-up read
+    // Optional: while it is closed, other nodes' changes wait in the log (read later, in order)
+    // instead of adding to this node's fan-out backlog.
+    Backpressure* backpressure = nullptr;
   };
   // Starts the broker's thread; sets `hub`'s room start (a read of the store's head).
   Broker(Store& store, Hub& hub, std::unique_ptr<ChangeFeed> feed, Options options);

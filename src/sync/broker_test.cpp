@@ -178,6 +178,27 @@ TEST_F(BrokerTest, OtherNodesCommitsAreReadFromTheLogInPages) {
   EXPECT_EQ(viewer->seqs().size(), 5u);
 }
 
+// While this node is overloaded, other nodes' changes stay in the log; once the gate opens they are
+// read and published, in order, none lost.
+TEST(BrokerBackpressure, OtherNodesChangesWaitInTheLogWhileTheGateIsClosed) {
+  auto store = make_memory_store();
+  Hub hub(render);
+  Backpressure gate({.max_queued_changes = 0, .max_fanout_backlog = 100});
+  auto feed = std::make_unique<ManualFeed>();
+  ManualFeed* manual = feed.get();
+  Broker broker(*store, hub, std::move(feed), {.page = 2, .backpressure = &gate});
+  auto viewer = std::make_shared<Recorder>();
+  hub.join("R", viewer);
+  auto load = std::make_unique<Backpressure::Charge>(gate, 100);  // closes the gate
+  commit(*store, {req("R", "x1"), req("R", "x2"), req("R", "x3")});
+  manual->push(notice("R", 1, 3));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(viewer->seqs().empty());
+  load.reset();  // the backlog drained
+  EXPECT_EQ(viewer->wait_for(3), (Seqs{1, 2, 3}));
+  broker.stop();
+}
+
 TEST_F(BrokerTest, OwnCommitAfterAnUnpublishedOneWaitsForTheGapToBeFilled) {
   auto viewer = std::make_shared<Recorder>();
   hub_.join("R", viewer);
