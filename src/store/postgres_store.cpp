@@ -2,15 +2,14 @@
 
 #include <fmt/format.h>
 
-#include <condition_variable>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 
 #include "store/apply.h"
 #include "store/pg_connection.h"
+#include "store/reader_pool.h"
 #include "store/stored_rows.h"
 
 namespace possync {
@@ -278,11 +277,10 @@ std::vector<PgConnection::Statement> reader_statements() {
 
 class PostgresStore final : public Store {
  public:
-  PostgresStore(std::string url, std::size_t readers) : url_(std::move(url)), writer_(url_) {
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, readers); ++i) {
-      idle_readers_.push_back(std::make_unique<PgConnection>(url_, reader_statements()));
-    }
-  }
+  PostgresStore(std::string url, std::size_t readers)
+      : url_(std::move(url)), writer_(url_), readers_(readers, [&] {
+          return std::make_unique<PgConnection>(url_, reader_statements());
+        }) {}
 
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) override {
@@ -340,13 +338,7 @@ class PostgresStore final : public Store {
   // connection found broken is reopened and the read tried once more.
   template <class T, class Fn>
   Result<T> with_reader(bool snapshot, Fn&& fn) {
-    std::unique_ptr<PgConnection> conn;
-    {
-      std::unique_lock lock(pool_mutex_);
-      pool_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
-      conn = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
-    }
+    auto conn = readers_.checkout();
     std::optional<T> value;
     std::string error;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -369,20 +361,13 @@ class PostgresStore final : public Store {
         break;
       }
     }
-    {
-      std::lock_guard lock(pool_mutex_);
-      idle_readers_.push_back(std::move(conn));
-    }
-    pool_cv_.notify_one();
     if (!value) return Error{errc::kStoreUnavailable, fmt::format("read failed: {}", error)};
     return std::move(*value);
   }
 
   std::string url_;
   Writer writer_;
-  std::mutex pool_mutex_;
-  std::condition_variable pool_cv_;
-  std::vector<std::unique_ptr<PgConnection>> idle_readers_;
+  ReaderPool<PgConnection> readers_;
 };
 
 }  // namespace
