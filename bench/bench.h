@@ -48,7 +48,8 @@ struct Common {
   std::string server_bin;
   std::string server_args = "--log-level warn";
   std::string store = "memory";
-  int server_pid = 0;
+  unsigned nodes = 1;            // spawned servers sharing the store (PostgreSQL only when > 1)
+  std::vector<int> server_pids;  // of the servers given by --url, in the same order
   unsigned threads = 2;
   unsigned concurrency = 256;  // connection attempts in flight
   unsigned source_addrs = 1;   // 127.0.0.1 .. 127.0.0.N as local addresses (grows on EADDRNOTAVAIL)
@@ -67,6 +68,16 @@ struct Target {
   tcp::endpoint endpoint;
   int pid = 0;
   std::string hostport() const { return host + ":" + std::to_string(port); }
+};
+
+// The servers measured: one node, or several possync nodes sharing one PostgreSQL. Device,
+// client or writer number i talks to node i % N, so with N > 1 most deliveries cross nodes.
+struct Cluster {
+  std::vector<Target> nodes;
+  const Target& node_for(std::uint64_t i) const { return nodes[i % nodes.size()]; }
+  bool pids_known() const;
+  long rss_kb() const;                  // sum of the nodes' VmRSS; -1 if any is unknown
+  json::array rss_kb_per_node() const;  // each node's VmRSS (-1 where unknown)
 };
 
 // ---- per-thread statistics --------------------------------------------------------------------
@@ -180,8 +191,9 @@ void raise_nofile_limit();
 class ServerProcess {  // spawn mode
  public:
   ~ServerProcess();
-  // store: "memory", "sqlite" (temporary file) or "sqlite:PATH". Returns false (message on stderr)
-  // on failure.
+  // store: "memory", "sqlite" (temporary file), "sqlite:PATH" or a postgres:// / postgresql:// URL
+  // (passed as it is, so several servers can share it). Returns false (message on stderr) on
+  // failure.
   bool start(const std::string& bin, const std::string& store, const std::string& extra_args,
              Target& t, double ready_timeout_s, double* ready_seconds = nullptr);
   int stop();  // SIGTERM, wait; returns the exit status (128+signal if killed)

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -405,6 +406,27 @@ long rss_kb(int pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
+}
+
+bool Cluster::pids_known() const {
+  return !nodes.empty() &&
+         std::all_of(nodes.begin(), nodes.end(), [](const Target& t) { return t.pid > 0; });
+}
+
+long Cluster::rss_kb() const {
+  long sum = 0;
+  for (const auto& t : nodes) {
+    const long kb = bench::rss_kb(t.pid);
+    if (kb < 0) return -1;
+    sum += kb;
+  }
+  return nodes.empty() ? -1 : sum;
+}
+
+json::array Cluster::rss_kb_per_node() const {
+  json::array a;
+  for (const auto& t : nodes) a.push_back(bench::rss_kb(t.pid));
+  return a;
 }
 
 void raise_nofile_limit() {

@@ -23,8 +23,9 @@ enum class Mode { live, catchup_initial, catchup_reconnect };
 
 struct Device {
   unsigned worker = 0;
-  unsigned local = 0;        // index within its restaurant
-  std::uint64_t global = 0;  // index over the run
+  const Target* node = nullptr;  // the server it talks to (Cluster::node_for(global))
+  unsigned local = 0;            // index within its restaurant
+  std::uint64_t global = 0;      // index over the run
   std::string rid, did, uid;
   std::unique_ptr<Ws> ws;
   std::atomic<bool> alive{false};
@@ -41,10 +42,10 @@ struct Device {
 using DevicePtr = std::shared_ptr<Device>;
 
 struct Run {
-  Run(const Common& common, const Target& target, Pool& workers)
-      : c(&common), t(&target), pool(&workers) {}
+  Run(const Common& common, const Cluster& cluster, Pool& workers)
+      : c(&common), cl(&cluster), pool(&workers) {}
   const Common* c;
-  const Target* t;
+  const Cluster* cl;
   Pool* pool;
   Mode mode = Mode::live;
   unsigned per_restaurant = 1;
@@ -65,6 +66,7 @@ void make_devices(Run& run, unsigned restaurants, unsigned per_restaurant, const
       d->global = run.devs.size();
       d->local = j;
       d->worker = static_cast<unsigned>(d->global % run.pool->size());
+      d->node = &run.cl->node_for(d->global);
       d->rid = fmt::format("{}-{}-r{}", run.c->run_id, tag, r);
       d->did = fmt::format("dev{}", j);
       d->uid = fmt::format("u{}", j);
@@ -147,7 +149,7 @@ awaitable<void> connect_device(Run* run, DevicePtr d) {
   auto& st = run->pool->at(d->worker).stats;
   std::int64_t t0 = now_ns();
   std::int64_t since = run->mode == Mode::catchup_reconnect ? d->since : -1;
-  auto ws = co_await ws_open(*run->t, device_query(*run->t, d->rid, d->did, d->uid, since),
+  auto ws = co_await ws_open(*d->node, device_query(*d->node, d->rid, d->did, d->uid, since),
                              static_cast<unsigned>(d->global), *run->c, st);
   if (!ws) {
     run->failed.fetch_add(1);
@@ -332,12 +334,13 @@ struct FanoutCfg {
 };
 
 // The server's VmRSS over time (fanout --sample-rss-every): one sample when due, with the changes
-// sent and delivered so far, so memory can be read against the work done.
+// sent and delivered so far, so memory can be read against the work done. With several nodes,
+// `rss_kb` is their sum and `rss_kb_per_node` lists them.
 class RssSampler {
  public:
-  RssSampler(const Run& run, int pid, double every_s)
-      : run_(run), pid_(pid), every_ns_(static_cast<std::int64_t>(every_s * 1e9)) {}
-  bool enabled() const { return every_ns_ > 0 && pid_ > 0; }
+  RssSampler(const Run& run, double every_s)
+      : run_(run), every_ns_(static_cast<std::int64_t>(every_s * 1e9)) {}
+  bool enabled() const { return every_ns_ > 0 && run_.cl->pids_known(); }
   void poll() {
     if (!enabled()) return;
     const std::int64_t now = now_ns();
@@ -350,7 +353,8 @@ class RssSampler {
     for (const auto& d : run_.devs) sent += d->sent.load(std::memory_order_relaxed);
     json::object s;
     s["t_s"] = static_cast<double>(now - run_.start_ns) / 1e9;
-    s["rss_kb"] = rss_kb(pid_);
+    s["rss_kb"] = run_.cl->rss_kb();
+    if (run_.cl->nodes.size() > 1) s["rss_kb_per_node"] = run_.cl->rss_kb_per_node();
     s["sent"] = sent;
     s["delivered"] = run_.delivered.load(std::memory_order_relaxed);
     samples_.push_back(std::move(s));
@@ -359,18 +363,17 @@ class RssSampler {
 
  private:
   const Run& run_;
-  int pid_;
   std::int64_t every_ns_;
   std::int64_t next_ = 0;
   json::array samples_;
 };
 
-json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
+json::object run_fanout(const Common& c, const Cluster& cl, const FanoutCfg& f,
                         const std::string& tag, int& status) {
   json::object out;
 
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
-  Run run(c, t, pool);
+  Run run(c, cl, pool);
   run.twins = f.twins;
   make_devices(run, f.restaurants, f.devices, tag);
   const std::size_t n = run.devs.size();
@@ -403,8 +406,8 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
     asio::co_spawn(pool.at(d->worker).ioc, sender(&run, d), asio::detached);
     ++senders;
   }
-  long rss_before = rss_kb(t.pid);
-  RssSampler rss(run, t.pid, f.sample_rss_every);
+  long rss_before = cl.rss_kb();
+  RssSampler rss(run, f.sample_rss_every);
   const std::int64_t deadline = run.send_end_ns + static_cast<std::int64_t>(c.timeout * 1e9);
   while (run.senders_done < senders && now_ns() < deadline) {
     rss.poll();
@@ -431,7 +434,8 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double drain_s = static_cast<double>(now_ns() - sends_done) / 1e9;
-  long rss_after = rss_kb(t.pid);
+  long rss_after = cl.rss_kb();
+  json::array rss_after_per_node = cl.rss_kb_per_node();
   if (rss.enabled()) rss.sample(now_ns());
   finish(run);
 
@@ -451,6 +455,7 @@ json::object run_fanout(const Common& c, const Target& t, const FanoutCfg& f,
   if (rss_after >= 0) {
     out["server_rss_kb_start"] = rss_before;
     out["server_rss_kb_end"] = rss_after;
+    if (cl.nodes.size() > 1) out["server_rss_kb_end_per_node"] = std::move(rss_after_per_node);
   }
   if (rss.enabled()) out["server_rss_samples"] = std::move(rss.samples());
   if (ty.lost || ty.duplicated || total_errors(st.errors) || run.failed) status = 1;
@@ -469,7 +474,7 @@ struct RampCfg {
   double p99_bound_ms = 50;
 };
 
-json::object run_ramp(const Common& c, const Target& t, const RampCfg& r, int& status) {
+json::object run_ramp(const Common& c, const Cluster& cl, const RampCfg& r, int& status) {
   json::object out;
   json::array steps;
   double best = 0;
@@ -478,7 +483,7 @@ json::object run_ramp(const Common& c, const Target& t, const RampCfg& r, int& s
     FanoutCfg f = r.base;
     f.rate = rate;
     int st = 0;
-    auto res = run_fanout(c, t, f, fmt::format("ramp{}", step_no), st);
+    auto res = run_fanout(c, cl, f, fmt::format("ramp{}", step_no), st);
     json::object row;
     row["rate"] = rate;
     row["send_rate"] = res.contains("send_rate") ? res["send_rate"] : json::value(0);
@@ -523,14 +528,14 @@ struct ConnCfg {
   double hold = 2;
 };
 
-json::object run_connections(const Common& c, const Target& t, const ConnCfg& cc, int& status) {
+json::object run_connections(const Common& c, const Cluster& cl, const ConnCfg& cc, int& status) {
   json::object out;
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
-  Run run(c, t, pool);
+  Run run(c, cl, pool);
   unsigned rest = (cc.connections + cc.per_restaurant - 1) / cc.per_restaurant;
   make_devices(run, rest, cc.per_restaurant, "conn");
   run.devs.resize(cc.connections);
-  long before = rss_kb(t.pid);
+  long before = cl.rss_kb();
   double secs = 0;
   try {
     secs = connect_all(run, run.devs);
@@ -538,10 +543,14 @@ json::object run_connections(const Common& c, const Target& t, const ConnCfg& cc
     status = 1;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(cc.hold * 1000)));
-  long after = rss_kb(t.pid);
-  auto health = http_sync(t, http::verb::get, "/api/health", "");
-  std::int64_t server_count =
-      health.status == 200 ? top_level_int(health.body, "totalConnections") : -1;
+  long after = cl.rss_kb();
+  std::int64_t server_count = 0;  // over every node; -1 if one did not answer
+  for (const auto& node : cl.nodes) {
+    auto health = http_sync(node, http::verb::get, "/api/health", "");
+    const std::int64_t n =
+        health.status == 200 ? top_level_int(health.body, "totalConnections") : -1;
+    server_count = n < 0 || server_count < 0 ? -1 : server_count + n;
+  }
   finish(run);
   Stats st = pool.merged();
   out["connections"] = cc.connections;
@@ -583,7 +592,7 @@ std::string sync_body(const std::string& rid, const std::string& did, std::uint6
 
 struct RestRun {
   const Common* c = nullptr;
-  const Target* t = nullptr;
+  const Cluster* cl = nullptr;  // client i posts to node i % N
   Pool* pool = nullptr;
   unsigned batch = 20;
   double rate_per_client = 0;  // requests/s per client; 0 = closed loop
@@ -597,7 +606,8 @@ struct RestRun {
 awaitable<void> rest_client(RestRun* rr, unsigned idx) {
   auto& st = rr->pool->at(idx).stats;
   auto ex = co_await asio::this_coro::executor;
-  HttpClient http(ex, rr->t->endpoint, rr->t->hostport());
+  const Target& node = rr->cl->node_for(idx);
+  HttpClient http(ex, node.endpoint, node.hostport());
   asio::steady_timer timer(ex);
   const std::string& rid = rr->restaurants[idx % rr->restaurants.size()];
   std::string did = fmt::format("rest-client{}", idx);
@@ -674,10 +684,10 @@ struct RestCfg {
   double rate = 0;  // requests/s over all clients; 0 = closed loop
 };
 
-json::object run_rest(const Common& c, const Target& t, const RestCfg& r, int& status) {
+json::object run_rest(const Common& c, const Cluster& cl, const RestCfg& r, int& status) {
   RestRun rr;
   rr.c = &c;
-  rr.t = &t;
+  rr.cl = &cl;
   rr.batch = r.batch;
   rr.rate_per_client = r.rate / r.clients;
   for (unsigned i = 0; i < r.restaurants; ++i)
@@ -693,7 +703,7 @@ json::object run_rest(const Common& c, const Target& t, const RestCfg& r, int& s
   out["requests_per_s"] = static_cast<double>(st.latency.count()) / r.duration;
   out["request_latency"] = latency_json(st.latency);
   out["errors"] = errors_json(st.errors);
-  if (t.pid) out["server_rss_kb"] = rss_kb(t.pid);
+  if (cl.pids_known()) out["server_rss_kb"] = cl.rss_kb();
   if (total_errors(st.errors)) status = 1;
   return out;
 }
@@ -709,11 +719,11 @@ struct CatchupCfg {
   unsigned batch = 100;
 };
 
-json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu, int& status) {
+json::object run_catchup(const Common& c, const Cluster& cl, const CatchupCfg& cu, int& status) {
   json::object out;
 
   Pool pool(c.threads);  // declared first so it outlives the devices' sockets
-  Run run(c, t, pool);
+  Run run(c, cl, pool);
   const unsigned D = cu.offline + cu.writers;
   make_devices(run, cu.restaurants, D, "catchup");
   std::vector<DevicePtr> offline;
@@ -749,7 +759,7 @@ json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu,
       if (d->local < cu.offline) continue;
       unsigned w = d->local - cu.offline;
       std::uint64_t share = cu.changes / cu.writers + (w < cu.changes % cu.writers ? 1 : 0);
-      jobs.push_back({t, d->rid, d->did, d->global, share, cu.batch});
+      jobs.push_back({*d->node, d->rid, d->did, d->global, share, cu.batch});
     }
     for (auto& j : jobs) {
       for (std::uint64_t k = 0; k < j.count; k += j.batch) {
@@ -826,7 +836,7 @@ json::object run_catchup(const Common& c, const Target& t, const CatchupCfg& cu,
   out["duplicated"] = dup;
   out["time_to_caught_up"] = latency_json(st.latency);
   out["errors"] = errors_json(st.errors);
-  if (t.pid) out["server_rss_kb"] = rss_kb(t.pid);
+  if (cl.pids_known()) out["server_rss_kb"] = cl.rss_kb();
   if (lost || dup || total_errors(st.errors) || run.failed) status = 1;
   run.devs.clear();
   return out;
@@ -849,15 +859,15 @@ json::object run_coldstart(const Common& c, const ColdCfg& cs, int& status) {
   ServerProcess filler;
   std::string db = filler.tmpdir() + "/coldstart.db";
   std::string store = "sqlite:" + db;
-  Target t;
-  if (!filler.start(c.server_bin, store, c.server_args, t, c.timeout)) {
+  Cluster fill_cluster{{Target{}}};
+  if (!filler.start(c.server_bin, store, c.server_args, fill_cluster.nodes[0], c.timeout)) {
     status = 2;
     return out;
   }
   std::int64_t f0 = now_ns();
   RestRun rr;
   rr.c = &c;
-  rr.t = &t;
+  rr.cl = &fill_cluster;
   rr.batch = cs.batch;
   for (unsigned i = 0; i < cs.restaurants; ++i)
     rr.restaurants.push_back(fmt::format("{}-cold-r{}", c.run_id, i));
@@ -970,6 +980,22 @@ void add_options_json(const CLI::App& app, json::object& out) {
   }
 }
 
+// "a,b,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    if (end > start) items.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
+bool is_postgres_store(const std::string& store) {
+  return store.rfind("postgres://", 0) == 0 || store.rfind("postgresql://", 0) == 0;
+}
+
 bool parse_url(const std::string& url, Target& t) {
   std::string rest = url;
   if (rest.rfind("ws://", 0) == 0)
@@ -1008,18 +1034,25 @@ int main(int argc, char** argv) {
   app.fallthrough();
   Common c;
   app.add_option("--url", c.url,
-                 "Server to measure, ws://host:port[/path] (ignored with --server-bin)")
+                 "Server to measure, ws://host:port[/path]; several nodes of one cluster "
+                 "comma-separated (ignored with --server-bin)")
       ->capture_default_str();
   app.add_option("--server-bin", c.server_bin,
                  "Spawn this server binary on a free port and stop it afterwards");
   app.add_option("--server-args", c.server_args, "Extra arguments for the spawned server")
       ->capture_default_str();
   app.add_option("--store", c.store,
-                 "Store of the spawned server: memory, sqlite (temporary file) or sqlite:PATH")
+                 "Store of the spawned server: memory, sqlite (temporary file), sqlite:PATH or "
+                 "postgresql://USER@HOST:PORT/DB")
       ->capture_default_str();
-  app.add_option("--server-pid", c.server_pid,
-                 "PID of the server given by --url, for its resident memory")
+  app.add_option("--nodes", c.nodes,
+                 "Spawned servers sharing the --store (a postgresql:// URL when > 1); device i "
+                 "talks to node i % N")
       ->capture_default_str();
+  std::string server_pids;
+  app.add_option("--server-pid", server_pids,
+                 "PID of the server given by --url, for its resident memory (comma-separated, "
+                 "one per --url)");
   app.add_option("--threads", c.threads, "Client I/O threads")->capture_default_str();
   app.add_option("--concurrency", c.concurrency, "Connection attempts in flight")
       ->capture_default_str();
@@ -1146,9 +1179,24 @@ int main(int argc, char** argv) {
     std::cerr << "possync-bench: coldstart needs --server-bin\n";
     return 2;
   }
+  try {
+    for (const auto& pid : split_commas(server_pids)) c.server_pids.push_back(std::stoi(pid));
+  } catch (const std::exception&) {
+    std::cerr << "possync-bench: --server-pid takes numbers, comma-separated\n";
+    return 2;
+  }
   if (scenario == "fanout" && fan.sample_rss_every > 0 && c.server_bin.empty() &&
-      c.server_pid <= 0) {
+      c.server_pids.empty()) {
     std::cerr << "possync-bench: --sample-rss-every needs --server-bin or --server-pid\n";
+    return 2;
+  }
+  if (c.nodes == 0) c.nodes = 1;
+  if (c.nodes > 1 && !is_postgres_store(c.store)) {
+    std::cerr << "possync-bench: --nodes > 1 needs a shared store (--store postgresql://...)\n";
+    return 2;
+  }
+  if (scenario == "coldstart" && c.nodes > 1) {
+    std::cerr << "possync-bench: coldstart measures one server (--nodes 1)\n";
     return 2;
   }
 
@@ -1163,36 +1211,63 @@ int main(int argc, char** argv) {
     if (scenario == "coldstart") {
       result["result"] = run_coldstart(c, cold, status);
     } else {
-      Target t;
-      ServerProcess server;
+      Cluster cl;
+      // One ServerProcess per node, all started the same way on the same store.
+      std::vector<std::unique_ptr<ServerProcess>> servers;
       if (!c.server_bin.empty()) {
-        if (!server.start(c.server_bin, c.store, c.server_args, t, c.timeout)) return 2;
-        result["server"] = fmt::format("spawned {} (store {})", c.server_bin, c.store);
+        json::array ports;
+        for (unsigned i = 0; i < c.nodes; ++i) {
+          auto& server = servers.emplace_back(std::make_unique<ServerProcess>());
+          Target& t = cl.nodes.emplace_back();
+          if (!server->start(c.server_bin, c.store, c.server_args, t, c.timeout)) return 2;
+          ports.push_back(t.port);
+        }
+        result["server"] = fmt::format("spawned {} x{} (store {})", c.server_bin, c.nodes, c.store);
+        result["server_ports"] = std::move(ports);
       } else {
-        if (!parse_url(c.url, t)) {
-          std::cerr << "possync-bench: cannot use --url " << c.url << "\n";
+        const auto urls = split_commas(c.url);
+        if (!c.server_pids.empty() && c.server_pids.size() != urls.size()) {
+          std::cerr << "possync-bench: --server-pid needs one pid per --url\n";
           return 2;
         }
-        t.pid = c.server_pid;
+        for (std::size_t i = 0; i < urls.size(); ++i) {
+          Target& t = cl.nodes.emplace_back();
+          if (!parse_url(urls[i], t)) {
+            std::cerr << "possync-bench: cannot use --url " << urls[i] << "\n";
+            return 2;
+          }
+          if (!c.server_pids.empty()) t.pid = c.server_pids[i];
+        }
+        if (cl.nodes.empty()) {
+          std::cerr << "possync-bench: --url names no server\n";
+          return 2;
+        }
         result["server"] = c.url;
       }
       if (scenario == "fanout")
-        result["result"] = run_fanout(c, t, fan, "fanout", status);
+        result["result"] = run_fanout(c, cl, fan, "fanout", status);
       else if (scenario == "ramp")
-        result["result"] = run_ramp(c, t, ramp, status);
+        result["result"] = run_ramp(c, cl, ramp, status);
       else if (scenario == "connections")
-        result["result"] = run_connections(c, t, conn, status);
+        result["result"] = run_connections(c, cl, conn, status);
       else if (scenario == "catchup")
-        result["result"] = run_catchup(c, t, cu, status);
+        result["result"] = run_catchup(c, cl, cu, status);
       else if (scenario == "rest")
-        result["result"] = run_rest(c, t, rest, status);
-      if (server.pid()) {
-        int rc = server.stop();
-        result["server_exit_code"] = rc;
-        if (rc != 0) {
-          status = 1;
-          std::cerr << server.log_tail();
+        result["result"] = run_rest(c, cl, rest, status);
+      if (!servers.empty()) {
+        json::array codes;
+        int worst = 0;
+        for (auto& server : servers) {
+          const int rc = server->stop();
+          codes.push_back(rc);
+          if (rc != 0) {
+            worst = rc;
+            std::cerr << server->log_tail();
+          }
         }
+        result["server_exit_code"] = worst;
+        if (servers.size() > 1) result["server_exit_codes"] = std::move(codes);
+        if (worst != 0) status = 1;
       }
     }
   } catch (const std::exception& e) {

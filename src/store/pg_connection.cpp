@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
+#include <optional>
 
 namespace possync {
 
@@ -31,6 +34,7 @@ bool PgConnection::connected() const {
 void PgConnection::disconnect() {
   if (conn_ != nullptr) PQfinish(conn_);
   conn_ = nullptr;
+  queued_.clear();
 }
 
 void PgConnection::ensure() {
@@ -54,7 +58,13 @@ void PgConnection::ensure() {
   PQsetNoticeProcessor(
       conn_, [](void*, const char* message) { spdlog::debug("postgres: {}", message); }, nullptr);
   try {
-    check(PQexec(conn_, "SET client_min_messages = warning"), "set up the session");
+    // Every statement possync prepares reads or writes by primary key (or a short key range), so
+    // one generic plan is always right. Without this, statements taking arrays (the writer's
+    // unnest() batches) are planned again on every execution: the planner's generic estimate of
+    // an array parameter is far above the few elements a batch has, so it keeps custom plans.
+    check(PQexec(conn_,
+                 "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"),
+          "set up the session");
     for (const auto& s : statements_) {
       check(PQprepare(conn_, s.name.c_str(), s.sql.c_str(), 0, nullptr), s.name);
     }
@@ -64,16 +74,79 @@ void PgConnection::ensure() {
   }
 }
 
-PgResult PgConnection::check(PGresult* raw, std::string_view what) {
-  PgResult result(raw);
-  const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+PgError PgConnection::error_of(const PGresult* raw, std::string_view what) const {
   const bool lost = conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK;
   std::string msg = raw ? PQresultErrorMessage(raw) : "";
   if (msg.empty() && conn_ != nullptr) msg = PQerrorMessage(conn_);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   const char* state = raw ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
-  throw PgError(fmt::format("{}: {}", what, msg), lost, state ? state : "");
+  return PgError(fmt::format("{}: {}", what, msg), lost, state ? state : "");
+}
+
+PgResult PgConnection::check(PGresult* raw, std::string_view what) {
+  PgResult result(raw);
+  const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+  throw error_of(raw, what);
+}
+
+void PgConnection::pipeline_broken(std::string_view what) {
+  std::string msg = conn_ ? PQerrorMessage(conn_) : "not connected";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  disconnect();
+  throw PgError(fmt::format("{}: {}", what, msg), true);
+}
+
+void PgConnection::enter_pipeline() {
+  if (!connected()) throw PgError("not connected", true);
+  if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
+    pipeline_broken("cannot enter pipeline mode");
+  }
+}
+
+void PgConnection::queue(const std::string& name, std::initializer_list<std::string_view> params) {
+  enter_pipeline();
+  std::vector<std::string> owned(params.begin(), params.end());
+  std::vector<const char*> values;
+  values.reserve(owned.size());
+  for (const auto& p : owned) values.push_back(p.c_str());
+  if (PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(),
+                          nullptr, nullptr, 0) != 1) {
+    pipeline_broken(name);
+  }
+  queued_.push_back(name);
+}
+
+void PgConnection::queue_sql(const char* sql) {
+  enter_pipeline();
+  if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) {
+    pipeline_broken(sql);
+  }
+  queued_.emplace_back(sql);
+}
+
+std::vector<PgResult> PgConnection::sync() {
+  std::vector<PgResult> results;
+  if (queued_.empty()) return results;
+  if (PQpipelineSync(conn_) != 1) pipeline_broken("pipeline sync");
+  results.reserve(queued_.size());
+  std::optional<PgError> failed;
+  for (const auto& what : queued_) {
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) pipeline_broken(what);
+    const auto status = PQresultStatus(raw);
+    if (status == PGRES_FATAL_ERROR && !failed) failed = error_of(raw, what);
+    results.emplace_back(raw);
+    // Each statement's results end with a null.
+    while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+  }
+  PgResult end(PQgetResult(conn_));
+  if (end.status() != PGRES_PIPELINE_SYNC || PQexitPipelineMode(conn_) != 1) {
+    pipeline_broken("pipeline sync");
+  }
+  queued_.clear();
+  if (failed) throw *failed;
+  return results;
 }
 
 PgResult PgConnection::exec(const char* sql) {
@@ -92,6 +165,26 @@ PgResult PgConnection::run(const std::string& name,
   return check(PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(),
                               nullptr, nullptr, 0),
                name);
+}
+
+void PgArray::add(std::string_view value) {
+  if (size_++ > 0) text_ += ',';
+  text_ += '"';
+  for (const char ch : value) {
+    if (ch == '"' || ch == '\\') text_ += '\\';
+    text_ += ch;
+  }
+  text_ += '"';
+}
+
+void PgArray::add(std::int64_t value) {
+  if (size_++ > 0) text_ += ',';
+  text_ += std::to_string(value);
+}
+
+void PgArray::add(std::uint64_t value) {
+  add(static_cast<std::int64_t>(
+      std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max())));
 }
 
 std::string redact_pg_url(std::string_view url) {

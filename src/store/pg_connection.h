@@ -5,6 +5,9 @@
 // Failures throw PgError; `connection_lost()` tells whether the connection is gone (the next
 // ensure() reconnects and prepares the statements again) or the statement itself failed.
 //
+// Pipeline mode (libpq 14+): queue() sends statements without waiting for their results and
+// sync() waits once for all of them, so a group of statements costs one round trip.
+//
 // Thread-safety: none; one thread uses a connection at a time.
 #pragma once
 
@@ -40,6 +43,7 @@ class PgResult {
   PgResult& operator=(const PgResult&) = delete;
 
   int rows() const { return PQntuples(r_); }
+  ExecStatusType status() const { return r_ ? PQresultStatus(r_) : PGRES_FATAL_ERROR; }
   std::string_view text(int row, int col) const {
     return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
   }
@@ -85,14 +89,43 @@ class PgConnection {
   // Runs a prepared statement with text parameters.
   PgResult run(const std::string& name, std::initializer_list<std::string_view> params);
 
+  // Sends a prepared statement (or, with queue_sql, SQL text without parameters) in pipeline mode
+  // without waiting. Throws PgError (connection_lost) if it cannot be sent; the connection is then
+  // dropped.
+  void queue(const std::string& name, std::initializer_list<std::string_view> params);
+  void queue_sql(const char* sql);
+  // Waits for the results of everything queued since the last sync(), in order, and leaves
+  // pipeline mode. If a statement failed, the ones after it were skipped and PgError describes the
+  // first failure (thrown after every result was read, so the connection stays usable).
+  std::vector<PgResult> sync();
+
   PGconn* raw() const { return conn_; }
 
  private:
   PgResult check(PGresult* r, std::string_view what);
+  PgError error_of(const PGresult* r, std::string_view what) const;
+  void enter_pipeline();
+  [[noreturn]] void pipeline_broken(std::string_view what);
 
   std::string url_;
   std::vector<Statement> statements_;
   PGconn* conn_ = nullptr;
+  std::vector<std::string> queued_;  // what each statement queued in pipeline mode is (for errors)
+};
+
+// A PostgreSQL array literal of text elements ({"a","b\"c"}), for one `$n::text[]` (or
+// `$n::bigint[]`) parameter, so that one statement can take a column of many rows.
+class PgArray {
+ public:
+  void add(std::string_view value);
+  void add(std::int64_t value);
+  void add(std::uint64_t value);
+  std::size_t size() const { return size_; }
+  std::string text() const { return text_ + "}"; }
+
+ private:
+  std::string text_ = "{";
+  std::size_t size_ = 0;
 };
 
 // A URL with the password (if any) replaced by "***", for logs.

@@ -2,15 +2,15 @@
 
 #include <fmt/format.h>
 
-#include <condition_variable>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "store/apply.h"
 #include "store/pg_connection.h"
+#include "store/reader_pool.h"
 #include "store/stored_rows.h"
 
 namespace possync {
@@ -70,9 +70,6 @@ constexpr std::size_t kMaxNotifyPayload = 7900;
 std::string num(std::uint64_t v) {
   return std::to_string(std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
 }
-std::string num(std::int64_t v) {
-  return std::to_string(v);
-}
 
 LogHead head_from(const PgResult& r) {
   LogHead head;
@@ -123,40 +120,68 @@ void migrate(PgConnection& conn) {
 }
 
 // The writer connection; used by the commit pipeline's writer thread only.
+//
+// A batch costs two round trips, whatever its size (libpq pipeline mode, PgConnection::queue):
+// 1. BEGIN; create and lock the head rows of its restaurants; read every change id and record the
+//    batch may look up (one statement each, arrays as parameters).
+// 2. apply_batch() runs against what was read; the writes it makes are kept and then sent as one
+//    statement per table (records, log, change ids, heads, notices), followed by COMMIT.
+// Statements in a pipeline run in order, so the reads of step 1 see every commit made before the
+// locks were granted, as before.
 class Writer final : public StoreTxn {
  public:
   explicit Writer(const std::string& url)
-      : conn_(url,
-              {
-                  {"ensure_head",
-                   "INSERT INTO restaurants(id, head_seq, pruned_seq) VALUES($1, 0, 0) "
-                   "ON CONFLICT (id) DO NOTHING"},
-                  {"lock_head",
-                   "SELECT head_seq, pruned_seq FROM restaurants WHERE id = $1 FOR UPDATE"},
-                  {"save_head",
-                   "UPDATE restaurants SET head_seq = $2, pruned_seq = $3 WHERE id = $1"},
-                  {"find_change",
-                   "SELECT seq FROM change_ids WHERE restaurant = $1 AND change_id = $2"},
-                  {"add_change",
-                   "INSERT INTO change_ids(restaurant, change_id, seq) VALUES($1, $2, $3)"},
-                  {"load_record",
-                   "SELECT body FROM records WHERE restaurant = $1 AND data_type = $2 AND "
-                   "record_id = $3"},
-                  {"save_record",
-                   "INSERT INTO records(restaurant, data_type, record_id, version, body) "
-                   "VALUES($1, $2, $3, $4, $5) ON CONFLICT (restaurant, data_type, record_id) "
-                   "DO UPDATE SET version = excluded.version, body = excluded.body"},
-                  {"delete_record",
-                   "DELETE FROM records WHERE restaurant = $1 AND data_type = $2 AND "
-                   "record_id = $3"},
-                  {"append_log",
-                   "INSERT INTO log(restaurant, seq, change_id, data_type, action, record_id, "
-                   "data, device_id, user_id, committed_at) "
-                   "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"},
-                  {"prune_log", "DELETE FROM log WHERE restaurant = $1 AND seq <= $2"},
-                  {"prune_changes", "DELETE FROM change_ids WHERE restaurant = $1 AND seq <= $2"},
-                  {"notify", "SELECT pg_notify($1, $2)"},
-              }) {
+      : conn_(
+            url,
+            {
+                {"ensure_heads",
+                 "INSERT INTO restaurants(id, head_seq, pruned_seq) "
+                 "SELECT id, 0, 0 FROM unnest($1::text[]) AS id ORDER BY id "
+                 "ON CONFLICT (id) DO NOTHING"},
+                {"lock_heads",
+                 "SELECT id, head_seq, pruned_seq FROM restaurants WHERE id = ANY($1::text[]) "
+                 "ORDER BY id FOR UPDATE"},
+                {"find_changes",
+                 "SELECT k.restaurant, k.change_id, c.seq "
+                 "FROM unnest($1::text[], $2::text[]) AS k(restaurant, change_id) "
+                 "JOIN change_ids c ON c.restaurant = k.restaurant AND c.change_id = k.change_id"},
+                {"load_records",
+                 "SELECT k.restaurant, k.data_type, k.record_id, r.body "
+                 "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(restaurant, data_type, "
+                 "record_id) JOIN records r ON r.restaurant = k.restaurant AND "
+                 "r.data_type = k.data_type AND r.record_id = k.record_id"},
+                {"save_records",
+                 "INSERT INTO records(restaurant, data_type, record_id, version, body) "
+                 "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
+                 "$5::text[]) ON CONFLICT (restaurant, data_type, record_id) "
+                 "DO UPDATE SET version = excluded.version, body = excluded.body"},
+                {"delete_records",
+                 "DELETE FROM records r "
+                 "USING unnest($1::text[], $2::text[], $3::text[]) AS k(restaurant, data_type, "
+                 "record_id) WHERE r.restaurant = k.restaurant AND r.data_type = k.data_type "
+                 "AND r.record_id = k.record_id"},
+                {"append_log",
+                 "INSERT INTO log(restaurant, seq, change_id, data_type, action, record_id, "
+                 "data, device_id, user_id, committed_at) "
+                 "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
+                 "$5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])"},
+                {"add_changes",
+                 "INSERT INTO change_ids(restaurant, change_id, seq) "
+                 "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"},
+                {"prune_log", "DELETE FROM log WHERE restaurant = $1 AND seq <= $2"},
+                {"prune_changes", "DELETE FROM change_ids WHERE restaurant = $1 AND seq <= $2"},
+                {"save_heads",
+                 "UPDATE restaurants AS h SET head_seq = k.head_seq, pruned_seq = k.pruned_seq "
+                 "FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(id, head_seq, "
+                 "pruned_seq) WHERE h.id = k.id"},
+                {"notify", "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"},
+                // For a lookup outside what step 1 read (apply_batch makes none today).
+                {"find_change",
+                 "SELECT seq FROM change_ids WHERE restaurant = $1 AND change_id = $2"},
+                {"load_record",
+                 "SELECT body FROM records WHERE restaurant = $1 AND data_type = $2 AND "
+                 "record_id = $3"},
+            }) {
     {
       // Statements are prepared on connect, so the schema must exist before conn_ connects.
       PgConnection setup(url);
@@ -169,14 +194,15 @@ class Writer final : public StoreTxn {
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) {
     if (batch.empty()) return std::vector<Outcome>{};
-    // A connection the server closed while idle fails at BEGIN, before anything was sent: open
-    // a new one and try once more.
+    // A connection the server closed while idle fails at the first round trip, before anything
+    // was written: open a new one and try once more.
     for (int attempt = 0;; ++attempt) {
       try {
         conn_.ensure();
-        conn_.exec("BEGIN");
+        begin(batch);
         break;
       } catch (const PgError& e) {
+        rollback_quietly(conn_);
         if (e.connection_lost && attempt == 0) {
           conn_.disconnect();
           continue;
@@ -186,21 +212,8 @@ class Writer final : public StoreTxn {
       }
     }
     try {
-      locked_.clear();
-      std::set<std::string_view> restaurants;
-      for (const auto& r : batch) restaurants.insert(r.change.restaurant_id);
-      for (const auto restaurant : restaurants) lock_head(restaurant);
       auto outcomes = apply_batch(*this, batch, options);
-      for (const auto& [restaurant, heads] : locked_) {
-        if (heads.saved.seq <= heads.loaded.seq) continue;
-        std::string payload =
-            fmt::format("{}:{}:{}", heads.loaded.seq + 1, heads.saved.seq, restaurant);
-        if (payload.size() > kMaxNotifyPayload) {
-          payload = fmt::format("{}:{}:", heads.loaded.seq + 1, heads.saved.seq);
-        }
-        conn_.run("notify", {kCommitChannel, payload});
-      }
-      conn_.exec("COMMIT");
+      write_and_commit();
       return outcomes;
     } catch (const std::exception& e) {
       rollback_quietly(conn_);
@@ -209,61 +222,225 @@ class Writer final : public StoreTxn {
   }
 
   LogHead load_head(std::string_view r) override {
-    auto it = locked_.find(r);
-    if (it == locked_.end()) return lock_head(r);
+    auto it = heads_.find(r);
+    if (it == heads_.end()) throw PgError(fmt::format("restaurant '{}' was not locked", r), false);
     return it->second.loaded;
   }
   void save_head(std::string_view r, const LogHead& head) override {
-    conn_.run("save_head", {r, num(head.seq), num(head.pruned_seq)});
-    locked_[std::string(r)].saved = head;
+    auto it = heads_.find(r);
+    if (it == heads_.end()) throw PgError(fmt::format("restaurant '{}' was not locked", r), false);
+    it->second.saved = head;
+    it->second.dirty = true;
   }
   std::optional<std::uint64_t> find_change(std::string_view r, std::string_view id) override {
+    auto key = std::make_pair(std::string(r), std::string(id));
+    auto it = change_ids_.find(key);
+    if (it != change_ids_.end()) return it->second;
     const auto res = conn_.run("find_change", {r, id});
-    if (res.rows() == 0) return std::nullopt;
-    return res.uint64(0, 0);
+    std::optional<std::uint64_t> seq;
+    if (res.rows() > 0) seq = res.uint64(0, 0);
+    change_ids_.emplace(std::move(key), seq);
+    return seq;
   }
   void add_change_id(std::string_view r, std::string_view id, std::uint64_t seq) override {
-    conn_.run("add_change", {r, id, num(seq)});
+    change_ids_[std::make_pair(std::string(r), std::string(id))] = seq;
+    new_ids_.restaurant.add(r);
+    new_ids_.change_id.add(id);
+    new_ids_.seq.add(seq);
   }
   std::optional<boost::json::object> load_record(std::string_view r, DataType type,
                                                  std::string_view id) override {
-    const auto res = conn_.run("load_record", {r, info(type).name, id});
-    if (res.rows() == 0) return std::nullopt;
-    return parse_stored_object(res.text(0, 0));
+    RecordKey key{std::string(r), std::string(info(type).name), std::string(id)};
+    auto it = records_.find(key);
+    if (it == records_.end()) {
+      const auto res = conn_.run("load_record", {r, info(type).name, id});
+      RecordState state;
+      if (res.rows() > 0) state.body = parse_stored_object(res.text(0, 0));
+      it = records_.emplace(std::move(key), std::move(state)).first;
+    }
+    return it->second.body;
   }
   void save_record(std::string_view r, DataType type, std::string_view id,
                    const boost::json::object& record, std::uint64_t version) override {
-    conn_.run("save_record",
-              {r, info(type).name, id, num(version), serialize_stored_object(record)});
+    auto& state =
+        records_[RecordKey{std::string(r), std::string(info(type).name), std::string(id)}];
+    state.body = record;
+    state.version = version;
+    state.dirty = true;
   }
   void delete_record(std::string_view r, DataType type, std::string_view id) override {
-    conn_.run("delete_record", {r, info(type).name, id});
+    auto& state =
+        records_[RecordKey{std::string(r), std::string(info(type).name), std::string(id)}];
+    state.body.reset();
+    state.dirty = true;
   }
   void append_log(const LogEntry& e) override {
     const Change& c = e.change;
-    conn_.run("append_log", {c.restaurant_id, num(e.seq), c.change_id, info(c.data_type).name,
-                             c.action, c.record_id, serialize_stored_object(c.data), c.device_id,
-                             c.user_id, num(e.committed_at_ms)});
+    log_.restaurant.add(c.restaurant_id);
+    log_.seq.add(e.seq);
+    log_.change_id.add(c.change_id);
+    log_.data_type.add(info(c.data_type).name);
+    log_.action.add(c.action);
+    log_.record_id.add(c.record_id);
+    log_.data.add(serialize_stored_object(c.data));
+    log_.device_id.add(c.device_id);
+    log_.user_id.add(c.user_id);
+    log_.committed_at.add(e.committed_at_ms);
   }
   void prune(std::string_view r, std::uint64_t up_to_seq) override {
-    conn_.run("prune_log", {r, num(up_to_seq)});
-    conn_.run("prune_changes", {r, num(up_to_seq)});
+    prunes_.emplace_back(std::string(r), up_to_seq);
   }
 
  private:
-  // Locks the restaurant's head row for the rest of the transaction (creating it if needed).
-  LogHead lock_head(std::string_view r) {
-    conn_.run("ensure_head", {r});
-    const LogHead head = head_from(conn_.run("lock_head", {r}));
-    locked_[std::string(r)] = {head, head};
-    return head;
+  // Round trip 1: BEGIN, lock the heads, read what the batch may look up.
+  void begin(std::span<const ChangeRequest> batch) {
+    heads_.clear();
+    change_ids_.clear();
+    records_.clear();
+    log_ = {};
+    new_ids_ = {};
+    prunes_.clear();
+
+    std::set<std::string_view> restaurants;
+    PgArray ids_restaurant, ids_change_id, rec_restaurant, rec_type, rec_id;
+    for (const auto& req : batch) {
+      const Change& c = req.change;
+      restaurants.insert(c.restaurant_id);
+      for (const std::string* id : {&c.change_id, &req.twin_of}) {
+        if (id->empty()) continue;
+        ids_restaurant.add(c.restaurant_id);
+        ids_change_id.add(*id);
+        change_ids_.emplace(std::make_pair(c.restaurant_id, *id), std::nullopt);
+      }
+      rec_restaurant.add(c.restaurant_id);
+      rec_type.add(info(c.data_type).name);
+      rec_id.add(c.record_id);
+      records_.emplace(RecordKey{c.restaurant_id, info(c.data_type).name, c.record_id},
+                       RecordState{});
+    }
+    PgArray restaurant_ids;
+    for (const auto r : restaurants) restaurant_ids.add(r);
+    const std::string restaurants_text = restaurant_ids.text();
+
+    conn_.queue_sql("BEGIN");
+    conn_.queue("ensure_heads", {restaurants_text});
+    conn_.queue("lock_heads", {restaurants_text});
+    conn_.queue("find_changes", {ids_restaurant.text(), ids_change_id.text()});
+    conn_.queue("load_records", {rec_restaurant.text(), rec_type.text(), rec_id.text()});
+    const auto results = conn_.sync();
+
+    const PgResult& locked = results[2];
+    for (int i = 0; i < locked.rows(); ++i) {
+      LogHead head;
+      head.seq = locked.uint64(i, 1);
+      head.pruned_seq = locked.uint64(i, 2);
+      // A row is created (with seq 0) when a commit locks a restaurant it may not write to.
+      head.exists = head.seq > 0;
+      heads_[std::string(locked.text(i, 0))] = {head, head, false};
+    }
+    if (heads_.size() != restaurants.size()) {
+      throw PgError("the head rows of the batch's restaurants could not all be locked", false);
+    }
+    const PgResult& found = results[3];
+    for (int i = 0; i < found.rows(); ++i) {
+      change_ids_[std::make_pair(std::string(found.text(i, 0)), std::string(found.text(i, 1)))] =
+          found.uint64(i, 2);
+    }
+    const PgResult& recs = results[4];
+    for (int i = 0; i < recs.rows(); ++i) {
+      records_[RecordKey{std::string(recs.text(i, 0)), std::string(recs.text(i, 1)),
+                         std::string(recs.text(i, 2))}]
+          .body = parse_stored_object(recs.text(i, 3));
+    }
+  }
+
+  // Round trip 2: the batch's writes, one statement per table, the notices, COMMIT.
+  void write_and_commit() {
+    PgArray save_r, save_t, save_id, save_version, save_body, del_r, del_t, del_id;
+    for (const auto& [key, state] : records_) {
+      if (!state.dirty) continue;
+      const auto& [r, type, id] = key;
+      if (state.body) {
+        save_r.add(r);
+        save_t.add(type);
+        save_id.add(id);
+        save_version.add(state.version);
+        save_body.add(serialize_stored_object(*state.body));
+      } else {
+        del_r.add(r);
+        del_t.add(type);
+        del_id.add(id);
+      }
+    }
+    if (save_r.size() > 0) {
+      conn_.queue("save_records", {save_r.text(), save_t.text(), save_id.text(),
+                                   save_version.text(), save_body.text()});
+    }
+    if (del_r.size() > 0)
+      conn_.queue("delete_records", {del_r.text(), del_t.text(), del_id.text()});
+    if (log_.seq.size() > 0) {
+      conn_.queue("append_log", {log_.restaurant.text(), log_.seq.text(), log_.change_id.text(),
+                                 log_.data_type.text(), log_.action.text(), log_.record_id.text(),
+                                 log_.data.text(), log_.device_id.text(), log_.user_id.text(),
+                                 log_.committed_at.text()});
+    }
+    if (new_ids_.seq.size() > 0) {
+      conn_.queue("add_changes",
+                  {new_ids_.restaurant.text(), new_ids_.change_id.text(), new_ids_.seq.text()});
+    }
+    // After the inserts: a small retention window may prune entries of this very batch.
+    for (const auto& [r, up_to] : prunes_) {
+      conn_.queue("prune_log", {r, num(up_to)});
+      conn_.queue("prune_changes", {r, num(up_to)});
+    }
+    PgArray head_id, head_seq, head_pruned, payloads;
+    for (const auto& [r, heads] : heads_) {
+      if (!heads.dirty) continue;
+      head_id.add(r);
+      head_seq.add(heads.saved.seq);
+      head_pruned.add(heads.saved.pruned_seq);
+      if (heads.saved.seq <= heads.loaded.seq) continue;
+      std::string payload = fmt::format("{}:{}:{}", heads.loaded.seq + 1, heads.saved.seq, r);
+      if (payload.size() > kMaxNotifyPayload) {
+        payload = fmt::format("{}:{}:", heads.loaded.seq + 1, heads.saved.seq);
+      }
+      payloads.add(payload);
+    }
+    if (head_id.size() > 0) {
+      conn_.queue("save_heads", {head_id.text(), head_seq.text(), head_pruned.text()});
+    }
+    if (payloads.size() > 0) conn_.queue("notify", {kCommitChannel, payloads.text()});
+    conn_.queue_sql("COMMIT");
+    conn_.sync();
   }
 
   struct Heads {
     LogHead loaded, saved;
+    bool dirty = false;
   };
+  using RecordKey = std::tuple<std::string, std::string, std::string>;  // restaurant, type, id
+  struct RecordState {
+    std::optional<boost::json::object> body;  // none: absent (or deleted)
+    std::uint64_t version = 0;
+    bool dirty = false;  // written by this transaction
+  };
+  struct LogRows {
+    PgArray restaurant, seq, change_id, data_type, action, record_id, data, device_id, user_id,
+        committed_at;
+  };
+  struct ChangeIdRows {
+    PgArray restaurant, change_id, seq;
+  };
+
   PgConnection conn_;
-  std::map<std::string, Heads, std::less<>> locked_;  // of the open transaction
+  // The open transaction: locked heads, change ids and records as this transaction sees them,
+  // and the writes not sent yet.
+  std::map<std::string, Heads, std::less<>> heads_;
+  std::map<std::pair<std::string, std::string>, std::optional<std::uint64_t>> change_ids_;
+  std::map<RecordKey, RecordState> records_;
+  LogRows log_;
+  ChangeIdRows new_ids_;
+  std::vector<std::pair<std::string, std::uint64_t>> prunes_;
 };
 
 std::vector<PgConnection::Statement> reader_statements() {
@@ -278,11 +455,10 @@ std::vector<PgConnection::Statement> reader_statements() {
 
 class PostgresStore final : public Store {
  public:
-  PostgresStore(std::string url, std::size_t readers) : url_(std::move(url)), writer_(url_) {
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, readers); ++i) {
-      idle_readers_.push_back(std::make_unique<PgConnection>(url_, reader_statements()));
-    }
-  }
+  PostgresStore(std::string url, std::size_t readers)
+      : url_(std::move(url)), writer_(url_), readers_(readers, [&] {
+          return std::make_unique<PgConnection>(url_, reader_statements());
+        }) {}
 
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) override {
@@ -340,13 +516,7 @@ class PostgresStore final : public Store {
   // connection found broken is reopened and the read tried once more.
   template <class T, class Fn>
   Result<T> with_reader(bool snapshot, Fn&& fn) {
-    std::unique_ptr<PgConnection> conn;
-    {
-      std::unique_lock lock(pool_mutex_);
-      pool_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
-      conn = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
-    }
+    auto conn = readers_.checkout();
     std::optional<T> value;
     std::string error;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -369,20 +539,13 @@ class PostgresStore final : public Store {
         break;
       }
     }
-    {
-      std::lock_guard lock(pool_mutex_);
-      idle_readers_.push_back(std::move(conn));
-    }
-    pool_cv_.notify_one();
     if (!value) return Error{errc::kStoreUnavailable, fmt::format("read failed: {}", error)};
     return std::move(*value);
   }
 
   std::string url_;
   Writer writer_;
-  std::mutex pool_mutex_;
-  std::condition_variable pool_cv_;
-  std::vector<std::unique_ptr<PgConnection>> idle_readers_;
+  ReaderPool<PgConnection> readers_;
 };
 
 }  // namespace

@@ -7,9 +7,11 @@
 //   gapless per restaurant and change-id dedupe sees every other node's commits; the unique key
 //   (restaurant, change_id) backs that up. apply_batch() does the rest, through StoreTxn. Before
 //   COMMIT it sends pg_notify('possync_commits', "<first>:<last>:<restaurant>") per restaurant, so
-//   every node's PostgresChangeFeed learns of the commit (docs/scaling.md).
-// - Reads use a small pool of connections, each read one REPEATABLE READ transaction (a consistent
-//   snapshot of one restaurant).
+//   every node's PostgresChangeFeed learns of the commit (docs/scaling.md). A batch costs two
+//   round trips whatever its size (pipeline mode; the reads and the writes of the whole batch are
+//   one statement per table each).
+// - Reads use a small pool of connections (ReaderPool), each read one REPEATABLE READ
+//   transaction (a consistent snapshot of one restaurant).
 // - Connections that break (database restart, network) are reopened by the next call; a call that
 //   fails on a broken connection returns store_unavailable (retryable).
 // - The schema is created and migrated at open, in a transaction holding an advisory lock, so nodes

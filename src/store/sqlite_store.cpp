@@ -6,12 +6,11 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <condition_variable>
 #include <filesystem>
-#include <mutex>
 #include <stdexcept>
 
 #include "store/apply.h"
+#include "store/reader_pool.h"
 #include "store/stored_rows.h"
 
 namespace possync {
@@ -326,11 +325,10 @@ struct Reader {
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, int lock_fd, std::size_t readers)
-      : path_(std::move(path)), lock_fd_(lock_fd), writer_(path_) {
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, readers); ++i) {
-      idle_readers_.push_back(std::make_unique<Reader>(path_));
-    }
-  }
+      : path_(std::move(path)),
+        lock_fd_(lock_fd),
+        writer_(path_),
+        readers_(readers, [&] { return std::make_unique<Reader>(path_); }) {}
   ~SqliteStore() override {
     if (lock_fd_ >= 0) ::close(lock_fd_);
   }
@@ -376,13 +374,7 @@ class SqliteStore final : public Store {
   // Runs `fn` in a read transaction on a pooled connection (one consistent snapshot).
   template <class T, class Fn>
   Result<T> with_reader(Fn&& fn) {
-    std::unique_ptr<Reader> reader;
-    {
-      std::unique_lock lock(pool_mutex_);
-      pool_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
-      reader = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
-    }
+    auto reader = readers_.checkout();
     Result<T> result = Error{errc::kStoreUnavailable, "read failed"};
     try {
       reader->begin.run();
@@ -396,20 +388,13 @@ class SqliteStore final : public Store {
     } catch (const std::exception& e) {
       result = Error{errc::kStoreUnavailable, fmt::format("read failed: {}", e.what())};
     }
-    {
-      std::lock_guard lock(pool_mutex_);
-      idle_readers_.push_back(std::move(reader));
-    }
-    pool_cv_.notify_one();
     return result;
   }
 
   std::string path_;
   int lock_fd_;
   Writer writer_;
-  std::mutex pool_mutex_;
-  std::condition_variable pool_cv_;
-  std::vector<std::unique_ptr<Reader>> idle_readers_;
+  ReaderPool<Reader> readers_;
 };
 
 }  // namespace
