@@ -122,7 +122,23 @@ void WsSession<Stream>::handle_auth(const AuthMsg& msg) {
 
 template <class Stream>
 void WsSession<Stream>::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
+  // A pending async_read would size buffer_ for a whole frame before any byte arrives; reading
+  // one byte first leaves an idle connection with no read buffer. Pings, pongs and close frames
+  // are still handled by the WebSocket stream while this waits.
+  ws_.async_read_some(
+      net::mutable_buffer(&first_byte_, 1),
+      beast::bind_front_handler(&WsSession::on_message_begun, this->shared_from_this()));
+}
+
+template <class Stream>
+void WsSession<Stream>::on_message_begun(beast::error_code ec, std::size_t bytes) {
+  if (ec) return on_read(ec, 0);
+  buffer_.commit(net::buffer_copy(buffer_.prepare(bytes), net::buffer(&first_byte_, bytes)));
+  if (ws_.is_message_done()) return on_read(ec, bytes);
+  ws_.async_read(buffer_,
+                 [self = this->shared_from_this(), bytes](beast::error_code ec, std::size_t rest) {
+                   self->on_read(ec, bytes + rest);
+                 });
 }
 
 template <class Stream>
@@ -156,7 +172,8 @@ void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
           render_error({errc::kInvalidMessage, "binary frames are not supported; send JSON text"}));
     }
   }
-  buffer_.consume(buffer_.size());
+  buffer_.clear();
+  buffer_.shrink_to_fit();  // release the message's memory: idle connections keep none
   do_read();
 }
 

@@ -52,7 +52,10 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   enum class Mode { live, catching_up };
 
   void on_accept(boost::beast::error_code ec);
+  // Waits for the next message with a one-byte buffer of the session's own: an idle connection
+  // holds no read buffer. Once a message has begun, on_message_begun reads the rest into buffer_.
   void do_read();
+  void on_message_begun(boost::beast::error_code ec, std::size_t bytes);
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   // `within_budget`: the message fit the connection's rate limit (see refuse_over_budget).
   void handle_text(std::string_view text, bool within_budget);
@@ -89,7 +92,9 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
 
   std::shared_ptr<void> keep_alive_;
   boost::beast::websocket::stream<Stream> ws_;
+  // The message being read; empty (no allocation) between messages.
   boost::beast::flat_buffer buffer_;
+  char first_byte_ = 0;  // where do_read receives the first byte of a message
   ServerContext& ctx_;
   Origin origin_;
   Principal caller_;
