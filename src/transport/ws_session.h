@@ -90,8 +90,13 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void close_with(boost::beast::websocket::close_code code, std::string reason, bool discard_queue);
   void leave_room();
 
+  // The TCP socket under the WebSocket (and TLS) stream.
+  boost::asio::ip::tcp::socket& socket();
+
   std::shared_ptr<void> keep_alive_;
-  boost::beast::websocket::stream<Stream> ws_;
+  // Without permessage-deflate support (never offered: it is off by default), which the stream
+  // would otherwise carry per connection.
+  boost::beast::websocket::stream<WsNextLayer<Stream>, false> ws_;
   // The message being read; empty (no allocation) between messages.
   boost::beast::flat_buffer buffer_;
   char first_byte_ = 0;  // where do_read receives the first byte of a message
@@ -126,8 +131,15 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::uint64_t next_ticket_ = 0;
 
   TwinDetector twins_;
-  std::unique_ptr<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
-  boost::asio::steady_timer deferred_timer_;
+  // A typed user_update waiting for its twin, and the timer that ends the wait (allocated only
+  // while there is one: most connections never defer anything).
+  struct Deferred {
+    Deferred(ChangeMsg m, const boost::asio::any_io_executor& executor)
+        : msg(std::move(m)), timer(executor) {}
+    ChangeMsg msg;
+    boost::asio::steady_timer timer;
+  };
+  std::unique_ptr<Deferred> deferred_;
 
   struct Outgoing {
     std::shared_ptr<const std::string> payload;
