@@ -26,6 +26,15 @@ constexpr auto kCloseGrace = std::chrono::seconds(5);
 // Messages over the rate limit in a row after which the connection is closed (4029).
 constexpr std::uint32_t kMaxRefusedInARow = 50;
 
+template <class Stream>
+WsNextLayer<Stream> ws_next_layer(Stream&& stream) {
+  if constexpr (kIsTls<Stream>) {
+    return std::move(stream);
+  } else {
+    return stream.release_socket();  // also cancels the HTTP session's timeout
+  }
+}
+
 bool is_normal_end(const beast::error_code& ec) {
   return ec == websocket::error::closed || ec == net::error::operation_aborted ||
          ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout;
@@ -38,7 +47,7 @@ WsSession<Stream>::WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, 
                              Origin origin, Principal caller, Admitted admitted,
                              std::optional<std::uint64_t> since)
     : keep_alive_(std::move(keep_alive)),
-      ws_(std::move(stream)),
+      ws_(ws_next_layer(std::move(stream))),
       ctx_(ctx),
       origin_(std::move(origin)),
       caller_(std::move(caller)),
@@ -48,15 +57,23 @@ WsSession<Stream>::WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, 
       connected_at_ms_(now_ms()),
       last_seen_ms_(connected_at_ms_),
       twins_(ctx.config.twin_window),
-      deferred_timer_(ws_.get_executor()),
       close_timer_(ws_.get_executor()) {}
 
 template <class Stream>
 WsSession<Stream>::~WsSession() = default;
 
 template <class Stream>
+net::ip::tcp::socket& WsSession<Stream>::socket() {
+  if constexpr (kIsTls<Stream>) {
+    return beast::get_lowest_layer(ws_).socket();
+  } else {
+    return ws_.next_layer();
+  }
+}
+
+template <class Stream>
 void WsSession<Stream>::run(Request req, std::string subprotocol) {
-  beast::get_lowest_layer(ws_).expires_never();
+  if constexpr (kIsTls<Stream>) beast::get_lowest_layer(ws_).expires_never();
   ws_.set_option(websocket::stream_base::timeout{ctx_.config.handshake_timeout,
                                                  ctx_.config.idle_timeout, true});
   ws_.set_option(websocket::stream_base::decorator(
@@ -80,8 +97,7 @@ void WsSession<Stream>::on_accept(beast::error_code ec) {
   room_ = std::move(membership.room);
   last_sent_ = membership.published_seq;
   spdlog::info("device connected restaurant={} device={} remote={}", origin_.restaurant_id,
-               origin_.device_id,
-               beast::get_lowest_layer(ws_).socket().remote_endpoint(ec).address().to_string());
+               origin_.device_id, socket().remote_endpoint(ec).address().to_string());
   arm_token_expiry();
   if (initial_since_) start_catchup(*initial_since_);
   do_read();
@@ -122,7 +138,23 @@ void WsSession<Stream>::handle_auth(const AuthMsg& msg) {
 
 template <class Stream>
 void WsSession<Stream>::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
+  // A pending async_read would size buffer_ for a whole frame before any byte arrives; reading
+  // one byte first leaves an idle connection with no read buffer. Pings, pongs and close frames
+  // are still handled by the WebSocket stream while this waits.
+  ws_.async_read_some(
+      net::mutable_buffer(&first_byte_, 1),
+      beast::bind_front_handler(&WsSession::on_message_begun, this->shared_from_this()));
+}
+
+template <class Stream>
+void WsSession<Stream>::on_message_begun(beast::error_code ec, std::size_t bytes) {
+  if (ec) return on_read(ec, 0);
+  buffer_.commit(net::buffer_copy(buffer_.prepare(bytes), net::buffer(&first_byte_, bytes)));
+  if (ws_.is_message_done()) return on_read(ec, bytes);
+  ws_.async_read(buffer_,
+                 [self = this->shared_from_this(), bytes](beast::error_code ec, std::size_t rest) {
+                   self->on_read(ec, bytes + rest);
+                 });
 }
 
 template <class Stream>
@@ -156,7 +188,8 @@ void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
           render_error({errc::kInvalidMessage, "binary frames are not supported; send JSON text"}));
     }
   }
-  buffer_.consume(buffer_.size());
+  buffer_.clear();
+  buffer_.shrink_to_fit();  // release the message's memory: idle connections keep none
   read_next();
 }
 
@@ -191,7 +224,7 @@ template <class Stream>
 bool WsSession<Stream>::is_awaited_twin(const ClientMessage& message) const {
   const auto* m = std::get_if<ChangeMsg>(&message);
   if (m == nullptr || m->typed) return false;
-  if (deferred_) return TwinDetector::same_content(deferred_->change, m->change, false);
+  if (deferred_) return TwinDetector::same_content(deferred_->msg.change, m->change, false);
   return twins_.would_match(m->change, TwinDetector::Clock::now());
 }
 
@@ -253,10 +286,9 @@ void WsSession<Stream>::handle_change(ChangeMsg msg) {
   }
   const auto now = TwinDetector::Clock::now();
   if (deferred_) {
-    if (!msg.typed && TwinDetector::same_content(deferred_->change, msg.change, false)) {
+    if (!msg.typed && TwinDetector::same_content(deferred_->msg.change, msg.change, false)) {
       // The twin of a deferred user_update carries the true record id: it is the change.
-      deferred_.reset();
-      deferred_timer_.cancel();
+      deferred_.reset();  // destroying the timer cancels its wait
       submit({std::move(msg.change), {}});
       return;
     }
@@ -264,10 +296,15 @@ void WsSession<Stream>::handle_change(ChangeMsg msg) {
   }
   if (msg.typed && msg.record_id_from_user_id) {
     twins_.forget();  // only the very next change can be a twin
-    deferred_ = std::make_unique<ChangeMsg>(std::move(msg));
-    deferred_timer_.expires_after(ctx_.config.twin_window);
-    deferred_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-      if (!ec) self->flush_deferred();
+    deferred_ = std::make_unique<Deferred>(std::move(msg), ws_.get_executor());
+    deferred_->timer.expires_after(ctx_.config.twin_window);
+    deferred_->timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      // A wait that had already completed when its user_update was taken must not flush a later
+      // one: only the timer of the user_update deferred now, once expired, flushes.
+      if (!ec && self->deferred_ &&
+          self->deferred_->timer.expiry() <= std::chrono::steady_clock::now()) {
+        self->flush_deferred();
+      }
     });
     return;
   }
@@ -285,9 +322,8 @@ void WsSession<Stream>::handle_change(ChangeMsg msg) {
 template <class Stream>
 void WsSession<Stream>::flush_deferred() {
   if (!deferred_) return;
-  auto msg = std::move(*deferred_);
+  auto msg = std::move(deferred_->msg);
   deferred_.reset();
-  deferred_timer_.cancel();
   if (msg.change.record_id.empty()) {
     send_error(user_update_without_id(),
                msg.client_change_id ? msg.change.change_id : std::string());
@@ -522,7 +558,7 @@ void WsSession<Stream>::close_with(websocket::close_code code, std::string reaso
   close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
     if (ec) return;
     beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    self->socket().close(ignored);
   });
   if (!writing_ && !queue_.empty()) {
     do_write();
@@ -536,7 +572,6 @@ void WsSession<Stream>::close_with(websocket::close_code code, std::string reaso
 template <class Stream>
 void WsSession<Stream>::leave_room() {
   flush_deferred();
-  deferred_timer_.cancel();
   close_timer_.cancel();
   if (!joined_) return;
   joined_ = false;

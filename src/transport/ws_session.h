@@ -52,7 +52,10 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   enum class Mode { live, catching_up };
 
   void on_accept(boost::beast::error_code ec);
+  // Waits for the next message with a one-byte buffer of the session's own: an idle connection
+  // holds no read buffer. Once a message has begun, on_message_begun reads the rest into buffer_.
   void do_read();
+  void on_message_begun(boost::beast::error_code ec, std::size_t bytes);
   // Reads the next message, or waits while the server is overloaded (sync/backpressure.h).
   void read_next();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
@@ -89,9 +92,16 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void close_with(boost::beast::websocket::close_code code, std::string reason, bool discard_queue);
   void leave_room();
 
+  // The TCP socket under the WebSocket (and TLS) stream.
+  boost::asio::ip::tcp::socket& socket();
+
   std::shared_ptr<void> keep_alive_;
-  boost::beast::websocket::stream<Stream> ws_;
+  // Without permessage-deflate support (never offered: it is off by default), which the stream
+  // would otherwise carry per connection.
+  boost::beast::websocket::stream<WsNextLayer<Stream>, false> ws_;
+  // The message being read; empty (no allocation) between messages.
   boost::beast::flat_buffer buffer_;
+  char first_byte_ = 0;  // where do_read receives the first byte of a message
   ServerContext& ctx_;
   Origin origin_;
   Principal caller_;
@@ -123,8 +133,15 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::uint64_t next_ticket_ = 0;
 
   TwinDetector twins_;
-  std::unique_ptr<ChangeMsg> deferred_;  // a typed user_update waiting for its twin
-  boost::asio::steady_timer deferred_timer_;
+  // A typed user_update waiting for its twin, and the timer that ends the wait (allocated only
+  // while there is one: most connections never defer anything).
+  struct Deferred {
+    Deferred(ChangeMsg m, const boost::asio::any_io_executor& executor)
+        : msg(std::move(m)), timer(executor) {}
+    ChangeMsg msg;
+    boost::asio::steady_timer timer;
+  };
+  std::unique_ptr<Deferred> deferred_;
 
   struct Outgoing {
     std::shared_ptr<const std::string> payload;

@@ -805,17 +805,23 @@ class RawWebSocket:
             raise ConnectionError("bad Sec-WebSocket-Accept")
         self.eof = False
 
-    def send_frame(self, opcode, payload):
+    @staticmethod
+    def encode_frame(opcode, payload, fin=True):
+        """One masked client frame (`fin` False: a fragment that more frames continue)."""
         mask = os.urandom(4)
         n = len(payload)
+        first = (0x80 if fin else 0) | opcode
         if n < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+            header = struct.pack("!BB", first, 0x80 | n)
         elif n < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+            header = struct.pack("!BBH", first, 0x80 | 126, n)
         else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+            header = struct.pack("!BBQ", first, 0x80 | 127, n)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
+        return header + mask + masked
+
+    def send_frame(self, opcode, payload, fin=True):
+        self.sock.sendall(self.encode_frame(opcode, payload, fin))
 
     def send_text(self, obj):
         text = obj if isinstance(obj, str) else json.dumps(obj)
