@@ -85,7 +85,7 @@ void Hub::publish(std::span<const Outcome> outcomes) {
     std::shared_ptr<DeliveryBatch> batch;
   };
   std::vector<Group> groups;
-  std::unordered_map<std::string_view, std::size_t> group_of;  // restaurant -> index, or npos
+  std::unordered_map<std::string_view, std::size_t> group_of;  // restaurant -> group, or kNoRoom
   constexpr std::size_t kNoRoom = static_cast<std::size_t>(-1);
   for (const auto& outcome : outcomes) {
     if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
