@@ -6,12 +6,10 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
-#include <thread>
 
 #include "store/apply.h"
 #include "store/stored_rows.h"
@@ -174,65 +172,6 @@ LogHead read_head(Stmt& s, std::string_view restaurant) {
   return head;
 }
 
-// WAL pages after which the WAL is copied back into the database (SQLite's own default).
-constexpr int kCheckpointPages = 1000;
-
-// Copies the WAL back into the database on a thread and connection of its own (PASSIVE: it never
-// blocks the writer), so that the writer thread never does it, and never waits for its fsync, in
-// the middle of a commit. The writer asks for it from its WAL hook.
-class Checkpointer {
- public:
-  explicit Checkpointer(const std::string& path)
-      : db_(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX), thread_([this] { run(); }) {}
-  ~Checkpointer() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  Checkpointer(const Checkpointer&) = delete;
-  Checkpointer& operator=(const Checkpointer&) = delete;
-
-  // Called by SQLite on the writer thread after each commit, with the WAL's size in pages.
-  static int on_commit(void* self, sqlite3*, const char*, int wal_pages) {
-    if (wal_pages >= kCheckpointPages) static_cast<Checkpointer*>(self)->request();
-    return SQLITE_OK;
-  }
-
- private:
-  void request() {
-    {
-      std::lock_guard lock(mutex_);
-      requested_ = true;
-    }
-    cv_.notify_one();
-  }
-  void run() {
-    for (;;) {
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return requested_ || stopping_; });
-        if (stopping_) return;
-        requested_ = false;
-      }
-      const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                               nullptr, nullptr);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
-        spdlog::warn("WAL checkpoint failed: {}", sqlite3_errmsg(db_.get()));
-      }
-    }
-  }
-
-  Db db_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool requested_ = false;
-  bool stopping_ = false;
-  std::thread thread_;  // last: starts once everything above exists
-};
-
 // The writer connection and its prepared statements; used by the writer thread only.
 class Writer final : public StoreTxn {
  public:
@@ -241,9 +180,6 @@ class Writer final : public StoreTxn {
     db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;");
     db_.exec(kSchema);
     migrate();
-    // Replaces SQLite's automatic checkpoint, which would run on this (the writer) thread.
-    checkpointer_ = std::make_unique<Checkpointer>(path);
-    sqlite3_wal_hook(db_.get(), &Checkpointer::on_commit, checkpointer_.get());
     begin_ = std::make_unique<Stmt>(db_, "BEGIN IMMEDIATE");
     commit_ = std::make_unique<Stmt>(db_, "COMMIT");
     rollback_ = std::make_unique<Stmt>(db_, "ROLLBACK");
@@ -364,7 +300,6 @@ class Writer final : public StoreTxn {
   }
 
   Db db_;
-  std::unique_ptr<Checkpointer> checkpointer_;  // destroyed before db_
   std::unique_ptr<Stmt> begin_, commit_, rollback_, select_head_, upsert_head_, find_change_,
       insert_change_, select_record_, upsert_record_, delete_record_, insert_log_, prune_log_,
       prune_changes_;

@@ -3,8 +3,7 @@
 // One write connection, used only by the commit pipeline's writer thread: each batch is one
 // transaction in WAL mode with synchronous=FULL, so a commit is fsynced before it returns (group
 // commit: many changes share one fsync). Reads use a small pool of separate connections and run
-// concurrently with the writer (WAL snapshot isolation). WAL checkpoints run on a thread and
-// connection of their own, never inside a commit. A lock file (PATH.lock) keeps a second
+// concurrently with the writer (WAL snapshot isolation). A lock file (PATH.lock) keeps a second
 // server process from opening the same database.
 #pragma once
 
