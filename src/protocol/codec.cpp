@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
 #include <cmath>
 
 #include "common/ids.h"
@@ -139,6 +140,44 @@ std::optional<DataProblem> check_data(const json::value& v, std::size_t depth,
       return std::nullopt;
   }
 }
+
+// Writes JSON text straight into a string: no intermediate json::object (and no copy of a
+// change's data) for the messages sent for every committed change.
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+  // Text that is already JSON (punctuation, member names known to need no escaping).
+  JsonWriter& raw(std::string_view text) {
+    out_.append(text);
+    return *this;
+  }
+  JsonWriter& string(std::string_view s) {
+    serializer_.reset(s);
+    return drain();
+  }
+  JsonWriter& value(const json::object& o) {
+    serializer_.reset(&o);
+    return drain();
+  }
+  JsonWriter& value(const json::value& v) {
+    serializer_.reset(&v);
+    return drain();
+  }
+  JsonWriter& number(std::uint64_t n) {
+    const fmt::format_int text(n);
+    out_.append(text.data(), text.size());
+    return *this;
+  }
+
+ private:
+  JsonWriter& drain() {
+    char buffer[4096];
+    while (!serializer_.done()) out_.append(serializer_.read(buffer, sizeof buffer));
+    return *this;
+  }
+  json::serializer serializer_;
+  std::string& out_;
+};
 
 json::object envelope(std::string_view type) {
   json::object o;
@@ -386,19 +425,20 @@ std::string render_reset_required(std::uint64_t seq, std::string_view reason) {
 std::string render_live_change(const LogEntry& entry) {
   const Change& c = entry.change;
   const auto& d = info(c.data_type);
-  auto o = envelope(d.typed_update);
-  o[d.id_field] = c.record_id;
-  o["action"] = c.action;
-  o["data"] = c.data;
-  o["data_type"] = d.name;
-  o["device_id"] = c.device_id;
-  o["restaurant_id"] = c.restaurant_id;
+  std::string out;
+  out.reserve(256);
+  JsonWriter w(out);
+  // The names in kDataTypes are plain identifiers: they go out as they are.
+  w.raw(R"({"type":")").raw(d.typed_update).raw(R"(",")").raw(d.id_field).raw(R"(":)");
+  w.string(c.record_id).raw(R"(,"action":)").string(c.action);
+  w.raw(R"(,"data":)").value(c.data);
+  w.raw(R"(,"data_type":")").raw(d.name).raw(R"(","device_id":)").string(c.device_id);
+  w.raw(R"(,"restaurant_id":)").string(c.restaurant_id);
   // For user_update the receiving app reads the record id from `user_id` (set above).
-  if (c.data_type != DataType::users) o["user_id"] = user_id_json(c.user_id);
-  o["timestamp"] = iso8601_utc(entry.committed_at_ms);
-  o["seq"] = entry.seq;
-  o["change_id"] = c.change_id;
-  return json::serialize(o);
+  if (c.data_type != DataType::users) w.raw(R"(,"user_id":)").value(user_id_json(c.user_id));
+  w.raw(R"(,"timestamp":)").string(iso8601_utc(entry.committed_at_ms));
+  w.raw(R"(,"seq":)").number(entry.seq).raw(R"(,"change_id":)").string(c.change_id).raw("}");
+  return out;
 }
 
 json::object change_to_json(const LogEntry& entry) {

@@ -36,9 +36,9 @@ ChangeRequest req(std::string restaurant, std::string change_id) {
 // Records the seqs delivered to it.
 class Recorder final : public Subscriber {
  public:
-  void deliver(std::shared_ptr<const Delivery> d) override {
+  void deliver(std::shared_ptr<const DeliveryBatch> batch) override {
     std::lock_guard lock(mutex_);
-    seqs_.push_back(d->seq);
+    for (const auto& d : *batch) seqs_.push_back(d.seq);
     cv_.notify_all();
   }
   DeviceStatus status() const override { return {"viewer", "", 0, 0}; }

@@ -1,6 +1,7 @@
 #include "sync/hub.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace possync {
 
@@ -59,71 +60,77 @@ void Hub::leave(const std::string& restaurant, const Subscriber* s) {
   if (subs.empty()) rooms_.erase(it);
 }
 
-std::shared_ptr<const Delivery> Hub::make_delivery(const Outcome& outcome) const {
+std::vector<std::shared_ptr<Subscriber>> Room::advance(std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  published_seq_ = std::max(published_seq_, seq);
+  return subscribers_;
+}
+
+void Hub::add_delivery(DeliveryBatch& batch, const Outcome& outcome) const {
   const LogEntry& entry = *outcome.entry;
-  auto delivery = std::make_shared<Delivery>();
-  delivery->seq = entry.seq;
-  delivery->received_at = outcome.received_at;
-  delivery->origin_device = entry.change.device_id;
-  delivery->payload = std::make_shared<const std::string>(render_(entry));
-  return delivery;
+  batch.push_back({entry.seq, outcome.received_at, entry.change.device_id, render_(entry)});
+}
+
+std::shared_ptr<Room> Hub::find_room(std::string_view restaurant) const {
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(restaurant);
+  return it == rooms_.end() ? nullptr : it->second;
 }
 
 void Hub::publish(std::span<const Outcome> outcomes) {
+  // One batch per restaurant with a room, in order of first appearance; each in seq order (a
+  // commit assigns a restaurant's seqs in ascending order).
+  struct Group {
+    std::shared_ptr<Room> room;
+    std::shared_ptr<DeliveryBatch> batch;
+  };
+  std::vector<Group> groups;
+  std::unordered_map<std::string_view, std::size_t> group_of;  // restaurant -> group, or kNoRoom
+  constexpr std::size_t kNoRoom = static_cast<std::size_t>(-1);
   for (const auto& outcome : outcomes) {
     if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
-    const LogEntry& entry = *outcome.entry;
-    std::shared_ptr<Room> room;
-    {
-      std::lock_guard lock(mutex_);
-      auto it = rooms_.find(entry.change.restaurant_id);
-      if (it == rooms_.end()) continue;
-      room = it->second;
+    const std::string& restaurant = outcome.entry->change.restaurant_id;
+    auto [it, added] = group_of.try_emplace(restaurant, kNoRoom);
+    if (added) {
+      if (auto room = find_room(restaurant)) {
+        it->second = groups.size();
+        groups.push_back({std::move(room), std::make_shared<DeliveryBatch>()});
+      }
     }
-    auto delivery = make_delivery(outcome);
-    std::vector<std::shared_ptr<Subscriber>> targets;
-    {
-      std::lock_guard room_lock(room->mutex_);
-      room->published_seq_ = std::max(room->published_seq_, entry.seq);
-      targets = room->subscribers_;
-    }
-    for (auto& t : targets) t->deliver(delivery);
+    if (it->second == kNoRoom) continue;
+    add_delivery(*groups[it->second].batch, outcome);
+  }
+  for (auto& group : groups) {
+    const auto targets = group.room->advance(group.batch->back().seq);
+    std::shared_ptr<const DeliveryBatch> batch = std::move(group.batch);
+    for (const auto& t : targets) t->deliver(batch);
   }
 }
 
 std::optional<std::uint64_t> Hub::publish_in_order(std::string_view restaurant,
                                                    std::span<const Outcome> outcomes,
                                                    std::uint64_t lost_up_to) {
-  std::shared_ptr<Room> room;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = rooms_.find(restaurant);
-    if (it == rooms_.end()) return std::nullopt;
-    room = it->second;
-  }
+  auto room = find_room(restaurant);
+  if (!room) return std::nullopt;
   std::uint64_t published = 0;
   {
     std::lock_guard room_lock(room->mutex_);
     if (!room->start_known_) return room->published_seq_;
     published = std::max(room->published_seq_, lost_up_to);
   }
-  std::vector<std::shared_ptr<const Delivery>> deliveries;
+  auto batch = std::make_shared<DeliveryBatch>();
   for (const auto& outcome : outcomes) {
     if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
     const std::uint64_t seq = outcome.entry->seq;
     if (seq <= published) continue;
     if (seq != published + 1) break;
-    deliveries.push_back(make_delivery(outcome));
+    add_delivery(*batch, outcome);
     published = seq;
   }
-  std::vector<std::shared_ptr<Subscriber>> targets;
-  {
-    std::lock_guard room_lock(room->mutex_);
-    room->published_seq_ = std::max(room->published_seq_, published);
-    targets = room->subscribers_;
-  }
-  for (const auto& d : deliveries) {
-    for (auto& t : targets) t->deliver(d);
+  const auto targets = room->advance(published);
+  if (!batch->empty()) {
+    std::shared_ptr<const DeliveryBatch> shared = std::move(batch);
+    for (const auto& t : targets) t->deliver(shared);
   }
   return published;
 }

@@ -1,8 +1,9 @@
 // Hub: the rooms of connected devices, one per restaurant, and the fan-out of committed changes.
 //
-// A committed change is rendered once into a shared immutable payload and handed to every
-// subscriber of its restaurant's room (the session itself skips its own device's changes and
-// anything it has already sent). Rooms exist only while they have subscribers; a restaurant's data
+// A committed change is rendered once into an immutable payload shared by every subscriber of its
+// restaurant's room (the session itself skips its own device's changes and anything it has already
+// sent). The changes one commit makes to one restaurant reach each subscriber together, in seq
+// order, as one DeliveryBatch. Rooms exist only while they have subscribers; a restaurant's data
 // lives in the Store and is untouched when its last device leaves.
 //
 // Gap-free hand-over from catch-up to live: every Room remembers the highest seq it has published.
@@ -34,8 +35,13 @@ struct Delivery {
   std::uint64_t seq = 0;
   std::chrono::steady_clock::time_point received_at{};
   std::string origin_device;
-  std::shared_ptr<const std::string> payload;
+  std::string payload;
 };
+
+// The changes of one commit to one restaurant, ascending seqs, shared by all subscribers of its
+// room. A recipient keeps a payload alive by sharing ownership of the whole batch (aliasing
+// shared_ptr), so a commit costs one allocation per room, not one per change.
+using DeliveryBatch = std::vector<Delivery>;
 
 // What `status` reports of a connected device.
 struct DeviceStatus {
@@ -49,8 +55,9 @@ struct DeviceStatus {
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  // Thread-safe; must not block (the caller is the commit pipeline's writer thread).
-  virtual void deliver(std::shared_ptr<const Delivery> delivery) = 0;
+  // Thread-safe; must not block (the caller is the commit pipeline's writer thread). Batches of a
+  // room arrive in seq order; all deliveries of one batch are handled together (one post).
+  virtual void deliver(std::shared_ptr<const DeliveryBatch> batch) = 0;
   // Thread-safe snapshot of the connection's device, user and times.
   virtual DeviceStatus status() const = 0;
   // Thread-safe: close the connection with a WebSocket close code, after what is queued.
@@ -70,6 +77,10 @@ class Room {
 
  private:
   friend class Hub;
+  // Under the lock: raises the published seq to `seq` and returns the subscribers to hand what
+  // was published to.
+  std::vector<std::shared_ptr<Subscriber>> advance(std::uint64_t seq);
+
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Subscriber>> subscribers_;
   std::uint64_t published_seq_ = 0;
@@ -135,7 +146,10 @@ class Hub {
   void clear();
 
  private:
-  std::shared_ptr<const Delivery> make_delivery(const Outcome& outcome) const;
+  // Appends the rendered delivery of an applied outcome.
+  void add_delivery(DeliveryBatch& batch, const Outcome& outcome) const;
+  // The room of a restaurant, null if it has none.
+  std::shared_ptr<Room> find_room(std::string_view restaurant) const;
 
   Renderer render_;
   RoomStart room_start_;

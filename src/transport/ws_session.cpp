@@ -450,17 +450,22 @@ void WsSession<Stream>::pump_catchup() {
 }
 
 template <class Stream>
-void WsSession<Stream>::deliver(std::shared_ptr<const Delivery> delivery) {
+void WsSession<Stream>::deliver(std::shared_ptr<const DeliveryBatch> batch) {
   // Charged until the session has taken it: the fan-out backlog (sync/backpressure.h).
-  Backpressure::Charge charge(ctx_.backpressure, delivery->payload->size());
-  net::post(ws_.get_executor(),
-            [self = this->shared_from_this(), d = std::move(delivery), charge = std::move(charge)] {
-              if (self->closing_ || self->mode_ != Mode::live || d->seq <= self->last_sent_) return;
-              self->last_sent_ = d->seq;
-              if (self->first_live_ == 0) self->first_live_ = d->seq;
-              if (d->origin_device == self->origin_.device_id) return;
-              self->send(d->payload, d->received_at);
-            });
+  std::size_t bytes = 0;
+  for (const Delivery& d : *batch) bytes += d.payload.size();
+  net::post(ws_.get_executor(), [self = this->shared_from_this(), batch = std::move(batch),
+                                 charge = Backpressure::Charge(ctx_.backpressure, bytes)] {
+    for (const Delivery& d : *batch) {
+      if (self->closing_ || self->mode_ != Mode::live) return;
+      if (d.seq <= self->last_sent_) continue;
+      self->last_sent_ = d.seq;
+      if (self->first_live_ == 0) self->first_live_ = d.seq;
+      if (d.origin_device == self->origin_.device_id) continue;
+      // The payload shares ownership of the whole batch: no allocation per recipient.
+      self->send(std::shared_ptr<const std::string>(batch, &d.payload), d.received_at);
+    }
+  });
 }
 
 template <class Stream>

@@ -42,7 +42,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   // starts the session.
   void run(Request req, std::string subprotocol);
 
-  void deliver(std::shared_ptr<const Delivery> delivery) override;
+  void deliver(std::shared_ptr<const DeliveryBatch> batch) override;
   DeviceStatus status() const override;
   void disconnect(std::uint16_t code, std::string reason) override;
   // Queues a payload outside the seq-ordered stream (e.g. sync_update). Thread-safe.
