@@ -43,6 +43,8 @@ class PgResult {
   PgResult& operator=(const PgResult&) = delete;
 
   int rows() const { return PQntuples(r_); }
+  int columns() const { return PQnfields(r_); }
+  bool is_null(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
   ExecStatusType status() const { return r_ ? PQresultStatus(r_) : PGRES_FATAL_ERROR; }
   std::string_view text(int row, int col) const {
     return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};

@@ -71,11 +71,12 @@ std::string num(std::uint64_t v) {
   return std::to_string(std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
 }
 
-LogHead head_from(const PgResult& r) {
+// The head in columns `col` and `col + 1` of the first row.
+LogHead head_from(const PgResult& r, int col = 0) {
   LogHead head;
   if (r.rows() == 0) return head;
-  head.seq = r.uint64(0, 0);
-  head.pruned_seq = r.uint64(0, 1);
+  head.seq = r.uint64(0, col);
+  head.pruned_seq = r.uint64(0, col + 1);
   // A row is created (with seq 0) when a commit locks a restaurant it may not write to.
   head.exists = head.seq > 0;
   return head;
@@ -446,9 +447,14 @@ class Writer final : public StoreTxn {
 std::vector<PgConnection::Statement> reader_statements() {
   return {
       {"head", "SELECT head_seq, pruned_seq FROM restaurants WHERE id = $1"},
-      {"log", fmt::format("SELECT {} FROM log WHERE restaurant = $1 AND seq > $2 ORDER BY seq "
-                          "LIMIT $3",
-                          kLogColumns)},
+      // One statement, hence one snapshot: the page and the head it belongs to, in one round
+      // trip. One row per entry (log columns first, then the head), or one row with the log
+      // columns null when there is none; no row when the restaurant has no head.
+      {"log_page",
+       fmt::format("SELECT l.*, h.head_seq, h.pruned_seq FROM restaurants h LEFT JOIN LATERAL "
+                   "(SELECT {} FROM log WHERE restaurant = h.id AND seq > $2 ORDER BY seq "
+                   "LIMIT $3) l ON true WHERE h.id = $1",
+                   kLogColumns)},
       {"records", "SELECT data_type, body FROM records WHERE restaurant = $1"},
   };
 }
@@ -466,12 +472,12 @@ class PostgresStore final : public Store {
   }
 
   Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
-    return with_reader<LogPage>(true, [&](PgConnection& c) {
+    return with_reader<LogPage>(false, [&](PgConnection& c) {
+      const auto rows = c.run("log_page", {r, num(after), num(static_cast<std::uint64_t>(limit))});
       LogPage page;
-      page.head = head_from(c.run("head", {r}));
-      const auto rows = c.run("log", {r, num(after), num(static_cast<std::uint64_t>(limit))});
+      page.head = head_from(rows, rows.columns() - 2);
       page.entries.reserve(static_cast<std::size_t>(rows.rows()));
-      for (int i = 0; i < rows.rows(); ++i)
+      for (int i = 0; i < rows.rows() && !rows.is_null(i, 0); ++i)
         page.entries.push_back(log_entry_from_row(rows.row(i), r));
       return page;
     });
