@@ -96,6 +96,13 @@ class TlsTest(ServerTestCase):
         with open(self.cert, "w") as f:
             f.write("not a certificate\n")
         server.proc.send_signal(signal.SIGHUP)
+        # The signal is handled asynchronously: wait for the refusal before restoring the file.
+        for _ in range(200):
+            if "keeping the current TLS certificate" in server.log_tail(100):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            self.fail("the broken certificate was never refused")
         await a.sync_point()
         with open(os.path.join(self.dir, "server-a.pem"), "rb") as f, open(self.cert, "wb") as g:
             g.write(f.read())
