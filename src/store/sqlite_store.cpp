@@ -5,9 +5,15 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <fmt/format.h>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "store/apply.h"
 #include "store/reader_pool.h"
@@ -171,14 +177,123 @@ LogHead read_head(Stmt& s, std::string_view restaurant) {
   return head;
 }
 
+// Copies committed pages from the WAL into the database file on its own connection and thread,
+// so that commits do not wait for it (the writer's automatic checkpoint is off). PASSIVE
+// checkpoints never block the writer or readers; they copy what no reader still needs.
+//
+// Under continuous commits a checkpoint never catches up with the end of the WAL, and the WAL
+// starts over only when a write transaction begins with every page copied. So once the WAL holds
+// `max_frames` pages, the writer waits (between transactions) until a checkpoint has copied them
+// all: the WAL file stays bounded.
+class Checkpointer {
+ public:
+  explicit Checkpointer(const SqliteOptions& options)
+      : db_(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX),
+        start_frames_(options.checkpoint_frames),
+        max_frames_(options.max_wal_frames),
+        max_wait_(options.max_checkpoint_wait) {
+    db_.exec("PRAGMA synchronous=FULL;");
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Called by the writer after each commit with the number of pages in the WAL.
+  void committed(int wal_frames) {
+    std::unique_lock lock(mutex_);
+    if (wal_frames < copied_) {  // the WAL started over
+      copied_ = 0;
+      wait_at_ = max_frames_;
+    }
+    wal_frames_ = wal_frames;
+    if (wal_frames < wait_at_) {
+      const bool wake = wal_frames - copied_ >= start_frames_;
+      lock.unlock();
+      if (wake) cv_.notify_all();
+      return;
+    }
+    // Wait for a checkpoint that starts after this point and copies everything. A reader holding
+    // an old snapshot (a backup, say) can keep pages in the WAL: then give up after a while and
+    // let the WAL double before waiting again.
+    const std::uint64_t wanted = started_ + 1;
+    want_complete_ = std::max(want_complete_, wanted);
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, max_wait_, [&] { return complete_ >= wanted; })) {
+      spdlog::warn("the SQLite WAL holds {} pages and a reader keeps them from being copied",
+                   wal_frames);
+      wait_at_ = 2 * wal_frames;
+    }
+  }
+
+ private:
+  bool has_work() const {
+    return wal_frames_ - copied_ >= start_frames_ || want_complete_ > complete_;
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || has_work(); });
+      if (stopping_) return;
+      const std::uint64_t round = ++started_;
+      lock.unlock();
+      int log = 0, copied = 0;
+      const int rc =
+          sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn("SQLite checkpoint failed: {}", sqlite3_errmsg(db_.get()));
+      }
+      const bool all_copied = rc == SQLITE_OK && copied == log;
+      // Pages a reader still needs stay in the WAL; try again shortly rather than spin.
+      if (!all_copied) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      lock.lock();
+      if (rc == SQLITE_OK) copied_ = std::max(copied_, copied);
+      if (all_copied) complete_ = round;
+      cv_.notify_all();
+    }
+  }
+
+  Db db_;
+  const int start_frames_;
+  const int max_frames_;
+  const std::chrono::milliseconds max_wait_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  int wal_frames_ = 0;               // pages in the WAL after the writer's last commit
+  int copied_ = 0;                   // of those, copied into the database by the last round
+  int wait_at_ = max_frames_;        // WAL size at which the writer waits for a full checkpoint
+  std::uint64_t started_ = 0;        // checkpoint rounds started
+  std::uint64_t complete_ = 0;       // the last round that copied every page of the WAL
+  std::uint64_t want_complete_ = 0;  // the writer waits until this round copied everything
+  std::thread thread_;
+};
+
 // The writer connection and its prepared statements; used by the writer thread only.
 class Writer final : public StoreTxn {
  public:
-  explicit Writer(const std::string& path)
-      : db_(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
+  explicit Writer(const SqliteOptions& options)
+      : db_(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
     db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;");
     db_.exec(kSchema);
     migrate();
+    checkpointer_ = std::make_unique<Checkpointer>(options);
+    // Replaces SQLite's automatic checkpoint: the hook only notes the WAL's size.
+    sqlite3_wal_hook(
+        db_.get(),
+        [](void* self, sqlite3*, const char*, int frames) {
+          static_cast<Writer*>(self)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        this);
     begin_ = std::make_unique<Stmt>(db_, "BEGIN IMMEDIATE");
     commit_ = std::make_unique<Stmt>(db_, "COMMIT");
     rollback_ = std::make_unique<Stmt>(db_, "ROLLBACK");
@@ -221,6 +336,7 @@ class Writer final : public StoreTxn {
     try {
       auto outcomes = apply_batch(*this, batch, options);
       commit_->run();
+      checkpointer_->committed(wal_frames_);
       return outcomes;
     } catch (const std::exception& e) {
       try {
@@ -299,6 +415,8 @@ class Writer final : public StoreTxn {
   }
 
   Db db_;
+  std::unique_ptr<Checkpointer> checkpointer_;
+  int wal_frames_ = 0;
   std::unique_ptr<Stmt> begin_, commit_, rollback_, select_head_, upsert_head_, find_change_,
       insert_change_, select_record_, upsert_record_, delete_record_, insert_log_, prune_log_,
       prune_changes_;
@@ -324,11 +442,11 @@ struct Reader {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::string path, int lock_fd, std::size_t readers)
-      : path_(std::move(path)),
+  SqliteStore(const SqliteOptions& options, int lock_fd)
+      : path_(options.path),
         lock_fd_(lock_fd),
-        writer_(path_),
-        readers_(readers, [&] { return std::make_unique<Reader>(path_); }) {}
+        writer_(options),
+        readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
   ~SqliteStore() override {
     if (lock_fd_ >= 0) ::close(lock_fd_);
   }
@@ -418,8 +536,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
                  fmt::format("{} is in use by another possync-server process", options.path)};
   }
   try {
-    return std::unique_ptr<Store>(
-        std::make_unique<SqliteStore>(options.path, fd, options.reader_connections));
+    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(options, fd));
   } catch (const std::exception& e) {
     ::close(fd);
     return Error{errc::kStoreUnavailable, e.what()};

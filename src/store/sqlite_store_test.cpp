@@ -194,5 +194,94 @@ TEST_F(SqliteStoreTest, FailedCommitStoresNothingAndTheStoreKeepsWorking) {
   EXPECT_EQ(more->at(0).seq, 3u);
 }
 
+// ---- checkpoints (a thread of their own; the WAL stays bounded) ----
+
+class SqliteCheckpointTest : public SqliteStoreTest {
+ protected:
+  static constexpr int kStartFrames = 8;
+  static constexpr int kMaxFrames = 64;
+  std::unique_ptr<Store> open_small_wal() {
+    SqliteOptions options{db_path(), 2};
+    options.checkpoint_frames = kStartFrames;
+    options.max_wal_frames = kMaxFrames;
+    options.max_checkpoint_wait = std::chrono::milliseconds(100);
+    auto store = open_sqlite_store(options);
+    EXPECT_TRUE(store.has_value()) << (store ? "" : store.error().message);
+    return store ? std::move(*store) : nullptr;
+  }
+  // Commits `batches` batches of 5 new records spread over 10 restaurants, starting at `from`.
+  static void commit_many(Store& store, int from, int batches) {
+    for (int b = from; b < from + batches; ++b) {
+      std::vector<ChangeRequest> batch;
+      for (int i = 0; i < 5; ++i) {
+        const int n = b * 5 + i;
+        batch.push_back(upd("c" + std::to_string(n), "o" + std::to_string(n),
+                            R"({"pad":")" + std::string(300, 'x') + R"("})",
+                            "r" + std::to_string(n % 10)));
+      }
+      commit(store, std::move(batch));
+    }
+  }
+  std::uintmax_t wal_bytes() const {
+    std::error_code ec;
+    const auto size = fs::file_size(db_path() + "-wal", ec);
+    return ec ? 0 : size;
+  }
+  // Entries of every restaurant, read back through the store.
+  static std::size_t entries(Store& store) {
+    std::size_t n = 0;
+    for (int r = 0; r < 10; ++r) {
+      auto page = store.read_log("r" + std::to_string(r), 0, 100000);
+      EXPECT_TRUE(page.has_value());
+      if (page) n += page->entries.size();
+    }
+    return n;
+  }
+};
+
+TEST_F(SqliteCheckpointTest, WalStaysBoundedUnderContinuousCommits) {
+  auto store = open_small_wal();
+  ASSERT_NE(store, nullptr);
+  // 2,000 changes write far more pages than kMaxFrames; without checkpoints the WAL would hold
+  // them all.
+  commit_many(*store, 0, 400);
+  const std::uintmax_t frame = 4096 + 24;
+  // At most the waiting threshold plus the pages of one batch (a handful per restaurant touched).
+  EXPECT_LE(wal_bytes(), (kMaxFrames + 64) * frame);
+  EXPECT_EQ(entries(*store), 2000u);
+  store.reset();
+  store = open_small_wal();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(entries(*store), 2000u);
+  EXPECT_EQ(store->head("r3")->seq, 200u);
+}
+
+TEST_F(SqliteCheckpointTest, ReaderHoldingAnOldSnapshotDelaysCommitsButDoesNotStopThem) {
+  auto store = open_small_wal();
+  ASSERT_NE(store, nullptr);
+  commit_many(*store, 0, 1);
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path().c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM log;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  // The reader's snapshot keeps every later page in the WAL: the writer waits (bounded) at
+  // kMaxFrames, then only each time the WAL has doubled.
+  const auto started = std::chrono::steady_clock::now();
+  commit_many(*store, 1, 60);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  EXPECT_GT(wal_bytes(), kMaxFrames * (4096u + 24));
+  ASSERT_EQ(sqlite3_exec(reader, "COMMIT;", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(reader);
+  const auto high_water = wal_bytes();
+  // With the reader gone the WAL is copied and starts over at the latest when it reaches the
+  // current threshold (twice its size when the writer last gave up waiting): then it stops growing.
+  commit_many(*store, 61, 300);
+  const auto after = wal_bytes();
+  commit_many(*store, 361, 300);
+  EXPECT_LE(after, 2 * high_water + 64 * (4096u + 24));
+  EXPECT_EQ(wal_bytes(), after);
+  EXPECT_EQ(entries(*store), 661u * 5);
+}
+
 }  // namespace
 }  // namespace possync::store_test
