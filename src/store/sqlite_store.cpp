@@ -8,8 +8,13 @@
 #include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -22,7 +27,9 @@
 namespace possync {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: first release. 2: no index change_ids_by_seq (pruning scans a restaurant's change ids
+// instead of writing an index entry for every change).
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(
@@ -53,7 +60,6 @@ CREATE TABLE IF NOT EXISTS change_ids(
   seq INTEGER NOT NULL,
   PRIMARY KEY(restaurant, change_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS change_ids_by_seq ON change_ids(restaurant, seq);
 CREATE TABLE IF NOT EXISTS records(
   restaurant TEXT NOT NULL,
   data_type TEXT NOT NULL,
@@ -179,17 +185,18 @@ LogHead read_head(Stmt& s, std::string_view restaurant) {
 
 // Copies committed pages from the WAL into the database file on its own connection and thread,
 // so that commits do not wait for it (the writer's automatic checkpoint is off). PASSIVE
-// checkpoints never block the writer or readers; they copy what no reader still needs.
+// checkpoints never block the writer or readers; they copy what no reader still needs. A round
+// starts whenever `step_frames` pages were added since the last one copied: small rounds, often.
 //
 // Under continuous commits a checkpoint never catches up with the end of the WAL, and the WAL
 // starts over only when a write transaction begins with every page copied. So once the WAL holds
 // `max_frames` pages, the writer waits (between transactions) until a checkpoint has copied them
-// all: the WAL file stays bounded.
+// all: the WAL file stays bounded. Since rounds are small, that wait is short.
 class Checkpointer {
  public:
   explicit Checkpointer(const SqliteOptions& options)
       : db_(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX),
-        start_frames_(options.checkpoint_frames),
+        step_frames_(options.checkpoint_frames),
         max_frames_(options.max_wal_frames),
         max_wait_(options.max_checkpoint_wait) {
     db_.exec("PRAGMA synchronous=FULL;");
@@ -215,7 +222,7 @@ class Checkpointer {
     }
     wal_frames_ = wal_frames;
     if (wal_frames < wait_at_) {
-      const bool wake = wal_frames - copied_ >= start_frames_;
+      const bool wake = has_work();
       lock.unlock();
       if (wake) cv_.notify_all();
       return;
@@ -235,7 +242,7 @@ class Checkpointer {
 
  private:
   bool has_work() const {
-    return wal_frames_ - copied_ >= start_frames_ || want_complete_ > complete_;
+    return wal_frames_ - copied_ >= step_frames_ || want_complete_ > complete_;
   }
 
   void run() {
@@ -262,7 +269,7 @@ class Checkpointer {
   }
 
   Db db_;
-  const int start_frames_;
+  const int step_frames_;
   const int max_frames_;
   const std::chrono::milliseconds max_wait_;
   std::mutex mutex_;
@@ -277,12 +284,130 @@ class Checkpointer {
   std::thread thread_;
 };
 
+// Makes commits durable after they return, so that the writer prepares the next batch while the
+// last one is being synced. The writer connection runs with synchronous=NORMAL: SQLite writes a
+// commit's pages to the WAL but does not fsync it. Each commit is numbered before it starts and
+// reported when it ended; this thread fdatasyncs the WAL file once for every commit reported
+// while the previous fdatasync ran (group sync), then runs the callbacks waiting for them, in
+// order. Checkpoints sync the WAL before copying it, and the WAL starts over only after a
+// checkpoint, so every commit this thread has synced survives a crash or power loss.
+//
+// Reads wait (wait_durable) until every commit their snapshot may contain is durable: nothing is
+// served that a power loss could take back.
+class Syncer {
+ public:
+  Syncer(std::string wal_path, std::function<void()> before_sync)
+      : wal_path_(std::move(wal_path)), before_sync_(std::move(before_sync)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Syncer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Syncer(const Syncer&) = delete;
+  Syncer& operator=(const Syncer&) = delete;
+
+  // Numbers the writer's next commit; called before it starts, so that a read whose snapshot sees
+  // the commit finds its number in begun().
+  std::uint64_t begin_commit() { return begun_.fetch_add(1) + 1; }
+  std::uint64_t begun() const { return begun_.load(); }
+
+  // The commit numbered `n` ended (committed or rolled back): it may be synced.
+  void committed(std::uint64_t n) {
+    {
+      std::lock_guard lock(mutex_);
+      committed_ = n;
+    }
+    cv_.notify_all();
+  }
+
+  // Runs `done` on this thread once every commit begun before this call is durable, after the
+  // callbacks registered before it.
+  void when_durable(std::function<void()> done) {
+    {
+      std::lock_guard lock(mutex_);
+      callbacks_.push_back({begun_.load(), std::move(done)});
+    }
+    cv_.notify_all();
+  }
+
+  // Blocks until the commit numbered `n` and all before it are durable.
+  void wait_durable(std::uint64_t n) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return durable_ >= n; });
+  }
+
+ private:
+  struct Waiting {
+    std::uint64_t after;  // runs once durable_ >= after
+    std::function<void()> done;
+  };
+
+  bool has_ready_callback() const {
+    return !callbacks_.empty() && callbacks_.front().after <= durable_;
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || committed_ > durable_ || has_ready_callback(); });
+      if (committed_ > durable_) {
+        const std::uint64_t target = committed_;
+        lock.unlock();
+        sync();
+        lock.lock();
+        durable_ = target;
+        cv_.notify_all();
+      }
+      std::vector<std::function<void()>> ready;
+      while (has_ready_callback()) {
+        ready.push_back(std::move(callbacks_.front().done));
+        callbacks_.pop_front();
+      }
+      if (ready.empty() && stopping_ && committed_ == durable_) return;
+      lock.unlock();
+      for (auto& done : ready) done();
+      lock.lock();
+    }
+  }
+
+  void sync() {
+    if (before_sync_) before_sync_();
+    if (fd_ < 0) fd_ = ::open(wal_path_.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ < 0 || ::fdatasync(fd_) != 0) {
+      // The kernel may have dropped the pages it failed to write: retrying could report success
+      // for data that is gone. Stop here; a restart recovers from what is on disk, and nothing
+      // of the unsynced commits was acknowledged or served.
+      spdlog::critical("cannot sync the SQLite WAL {}: {}", wal_path_, std::strerror(errno));
+      std::abort();
+    }
+  }
+
+  const std::string wal_path_;
+  const std::function<void()> before_sync_;
+  int fd_ = -1;
+  std::atomic<std::uint64_t> begun_{0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::uint64_t committed_ = 0;  // the last commit that ended
+  std::uint64_t durable_ = 0;    // every commit up to this one is synced
+  std::deque<Waiting> callbacks_;
+  std::thread thread_;
+};
+
 // The writer connection and its prepared statements; used by the writer thread only.
 class Writer final : public StoreTxn {
  public:
   explicit Writer(const SqliteOptions& options)
       : db_(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
-    db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;");
+    // NORMAL: COMMIT writes the WAL without syncing it; the Syncer syncs it right after.
+    db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;");
     db_.exec(kSchema);
     migrate();
     checkpointer_ = std::make_unique<Checkpointer>(options);
@@ -322,6 +447,7 @@ class Writer final : public StoreTxn {
         "INSERT INTO log(restaurant, seq, change_id, data_type, action, record_id, data, "
         "device_id, user_id, committed_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     prune_log_ = std::make_unique<Stmt>(db_, "DELETE FROM log WHERE restaurant = ?1 AND seq <= ?2");
+    // Scans the restaurant's change ids (pruning runs once per 1/16 of the retained window).
     prune_changes_ =
         std::make_unique<Stmt>(db_, "DELETE FROM change_ids WHERE restaurant = ?1 AND seq <= ?2");
   }
@@ -404,12 +530,18 @@ class Writer final : public StoreTxn {
     Stmt get(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
     if (get.step()) {
       const int found = std::stoi(std::string(get.text(0)));
-      if (found != kSchemaVersion) {
+      get.reset();
+      if (found == 1) {
+        db_.exec(
+            "BEGIN IMMEDIATE; DROP INDEX IF EXISTS change_ids_by_seq; "
+            "UPDATE meta SET value = '2' WHERE key = 'schema_version'; COMMIT;");
+      } else if (found != kSchemaVersion) {
         throw SqliteError(fmt::format("database schema version {} is not supported (expected {})",
                                       found, kSchemaVersion));
       }
       return;
     }
+    get.reset();
     Stmt put(db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?1)");
     put.bind(1, std::to_string(kSchemaVersion)).run();
   }
@@ -446,6 +578,7 @@ class SqliteStore final : public Store {
       : path_(options.path),
         lock_fd_(lock_fd),
         writer_(options),
+        syncer_(options.path + "-wal", options.before_sync),
         readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
   ~SqliteStore() override {
     if (lock_fd_ >= 0) ::close(lock_fd_);
@@ -453,8 +586,13 @@ class SqliteStore final : public Store {
 
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) override {
-    return writer_.commit(batch, options);
+    const std::uint64_t n = syncer_.begin_commit();
+    auto result = writer_.commit(batch, options);
+    syncer_.committed(n);
+    return result;
   }
+
+  void when_durable(std::function<void()> done) override { syncer_.when_durable(std::move(done)); }
 
   Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
     return with_reader<LogPage>([&](Reader& rd) {
@@ -506,12 +644,15 @@ class SqliteStore final : public Store {
     } catch (const std::exception& e) {
       result = Error{errc::kStoreUnavailable, fmt::format("read failed: {}", e.what())};
     }
+    // Any commit the snapshot saw was numbered before this point.
+    syncer_.wait_durable(syncer_.begun());
     return result;
   }
 
   std::string path_;
   int lock_fd_;
   Writer writer_;
+  Syncer syncer_;
   ReaderPool<Reader> readers_;
 };
 

@@ -1,10 +1,12 @@
 // SqliteStore: the embedded default Store (`--store sqlite:PATH`).
 //
 // One write connection, used only by the commit pipeline's writer thread: each batch is one
-// transaction in WAL mode with synchronous=FULL, so a commit is fsynced before it returns (group
-// commit: many changes share one fsync). Reads use a small pool of separate connections and run
-// concurrently with the writer (WAL snapshot isolation). A lock file (PATH.lock) keeps a second
-// server process from opening the same database.
+// transaction in WAL mode (group commit: many changes share one fsync). The WAL is synced on a
+// thread of its own after COMMIT returns; when_durable() callbacks run there once it is, and reads
+// wait for it, so the writer commits the next batch while the last one is being synced. Reads use
+// a small pool of separate connections and run concurrently with the writer (WAL snapshot
+// isolation). A lock file (PATH.lock) keeps a second server process from opening the same
+// database.
 //
 // Checkpoints (copying committed pages from the WAL into the database file) run on a thread and
 // connection of their own, so a commit does not wait for them: SQLite's automatic checkpoint is
@@ -13,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,11 +26,13 @@ namespace possync {
 struct SqliteOptions {
   std::string path;
   std::size_t reader_connections = 4;
-  // WAL pages after which the checkpointer starts copying, and at which commits wait for it; how
-  // long they wait at most (a reader's old snapshot can keep pages in the WAL).
-  int checkpoint_frames = 1000;
+  // New WAL pages after which the checkpointer copies them; WAL pages at which commits wait for
+  // it; how long they wait at most (a reader's old snapshot can keep pages in the WAL).
+  int checkpoint_frames = 256;
   int max_wal_frames = 16000;
   std::chrono::milliseconds max_checkpoint_wait{2000};
+  // Tests only: runs on the sync thread before each fdatasync of the WAL.
+  std::function<void()> before_sync;
 };
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);

@@ -2,6 +2,12 @@
 // SQLite-only behaviour (durability across reopen, the lock file).
 #include <sqlite3.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
 #include "store/store_conformance.h"
@@ -194,15 +200,164 @@ TEST_F(SqliteStoreTest, FailedCommitStoresNothingAndTheStoreKeepsWorking) {
   EXPECT_EQ(more->at(0).seq, 3u);
 }
 
+TEST_F(SqliteStoreTest, OpensAVersion1DatabaseAndMigratesIt) {
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
+    // The version 1 schema with one committed change (seq 1) and a twin alias of it.
+    const char* v1 = R"sql(
+      PRAGMA journal_mode=WAL;
+      CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE restaurants(id TEXT PRIMARY KEY, head_seq INTEGER NOT NULL,
+        pruned_seq INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE log(restaurant TEXT NOT NULL, seq INTEGER NOT NULL, change_id TEXT NOT NULL,
+        data_type TEXT NOT NULL, action TEXT NOT NULL, record_id TEXT NOT NULL,
+        data TEXT NOT NULL, device_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        committed_at INTEGER NOT NULL, PRIMARY KEY(restaurant, seq)) WITHOUT ROWID;
+      CREATE TABLE change_ids(restaurant TEXT NOT NULL, change_id TEXT NOT NULL,
+        seq INTEGER NOT NULL, PRIMARY KEY(restaurant, change_id)) WITHOUT ROWID;
+      CREATE INDEX change_ids_by_seq ON change_ids(restaurant, seq);
+      CREATE TABLE records(restaurant TEXT NOT NULL, data_type TEXT NOT NULL,
+        record_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY(restaurant, data_type, record_id)) WITHOUT ROWID;
+      INSERT INTO meta VALUES('schema_version', '1');
+      INSERT INTO restaurants VALUES('r1', 1, 0);
+      INSERT INTO log VALUES('r1', 1, 'c1', 'orders', 'updated', 'o1', '{"n":1}', 'dev-1',
+        'user-1', 1795664741123);
+      INSERT INTO change_ids VALUES('r1', 'c1', 1), ('r1', 'twin-of-c1', 1);
+      INSERT INTO records VALUES('r1', 'orders', 'o1', 1, '{"id":"o1","n":1,"version":1}');
+    )sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(raw);
+  }
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->read_log("r1", 0, 10)->entries.size(), 1u);
+    EXPECT_EQ(commit(*store, {upd("c1", "o1")})[0].status, OutcomeStatus::duplicate);
+    EXPECT_EQ(commit(*store, {upd("twin-of-c1", "o1")})[0].status, OutcomeStatus::duplicate);
+    // Pruning (retain 1) still drops old change ids, twin aliases included.
+    for (int i = 2; i <= 40; ++i) commit(*store, {upd("c" + std::to_string(i), "o1")}, 1);
+    EXPECT_EQ(commit(*store, {upd("twin-of-c1", "o1")})[0].status, OutcomeStatus::applied);
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw,
+                               "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), "
+                               "(SELECT count(*) FROM sqlite_master WHERE name = "
+                               "'change_ids_by_seq')",
+                               -1, &q, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "2");
+  EXPECT_EQ(sqlite3_column_int(q, 1), 0);
+  sqlite3_finalize(q);
+  sqlite3_close(raw);
+}
+
+// ---- durability after commit (the WAL is synced on a thread of its own) ----
+
+// Holds every fdatasync of the WAL until released.
+class SyncGate {
+ public:
+  void hold() {
+    std::unique_lock lock(mutex_);
+    ++arrived_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+  }
+  void wait_arrived() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return arrived_ > 0; });
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int arrived_ = 0;
+  bool open_ = false;
+};
+
+TEST_F(SqliteStoreTest, CommitsReturnBeforeTheSyncAndNothingIsReadOrPublishedBeforeIt) {
+  auto gate = std::make_shared<SyncGate>();
+  SqliteOptions options{db_path(), 2};
+  options.before_sync = [gate] { gate->hold(); };
+  auto opened = open_sqlite_store(options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  auto& store = **opened;
+
+  commit(store, {upd("c1", "o1")});
+  std::atomic<bool> durable{false};
+  store.when_durable([&] { durable = true; });
+  gate->wait_arrived();
+  // The writer goes on while the first commit is being synced.
+  commit(store, {upd("c2", "o2")});
+
+  std::atomic<bool> read_done{false};
+  std::size_t entries = 0;
+  std::thread reader([&] {
+    auto page = store.read_log("r1", 0, 100);
+    entries = page ? page->entries.size() : 0;
+    read_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(durable);
+  EXPECT_FALSE(read_done) << "a read returned changes that were not durable yet";
+  gate->open();
+  reader.join();
+  EXPECT_EQ(entries, 2u);
+  std::promise<void> second;
+  store.when_durable([&] { second.set_value(); });
+  second.get_future().wait();
+  EXPECT_TRUE(durable);
+}
+
+TEST_F(SqliteStoreTest, WhenDurableCallbacksRunInOrder) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  std::mutex mutex;
+  std::vector<int> order;
+  for (int i = 0; i < 50; ++i) {
+    commit(*store, {upd("c" + std::to_string(i), "o" + std::to_string(i))});
+    store->when_durable([&, i] {
+      std::lock_guard lock(mutex);
+      order.push_back(i);
+    });
+    if (i % 10 == 0) {
+      store->when_durable([&, i] {
+        std::lock_guard lock(mutex);
+        order.push_back(1000 + i);
+      });
+    }
+  }
+  std::promise<void> last;
+  store->when_durable([&] { last.set_value(); });
+  last.get_future().wait();
+  std::vector<int> expected;
+  for (int i = 0; i < 50; ++i) {
+    expected.push_back(i);
+    if (i % 10 == 0) expected.push_back(1000 + i);
+  }
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(order, expected);
+}
+
 // ---- checkpoints (a thread of their own; the WAL stays bounded) ----
 
 class SqliteCheckpointTest : public SqliteStoreTest {
  protected:
-  static constexpr int kStartFrames = 8;
+  static constexpr int kStepFrames = 8;
   static constexpr int kMaxFrames = 64;
   std::unique_ptr<Store> open_small_wal() {
     SqliteOptions options{db_path(), 2};
-    options.checkpoint_frames = kStartFrames;
+    options.checkpoint_frames = kStepFrames;
     options.max_wal_frames = kMaxFrames;
     options.max_checkpoint_wait = std::chrono::milliseconds(100);
     auto store = open_sqlite_store(options);

@@ -1,10 +1,13 @@
 // Store: the durable log and materialized state of every restaurant.
 //
 // Contract
-// - `commit` applies a batch of change requests in one atomic, durable transaction: when it returns
-//   a value, every applied change (its log entry, its change id, the record it touched) survives a
-//   crash or power loss; when it returns an Error, nothing of the batch was stored and every
-//   request in it may be retried. Outcomes are returned one per request, in order.
+// - `commit` applies a batch of change requests in one atomic transaction. When it returns a value,
+//   the batch is applied, and it is durable (every applied change, its log entry, change id and
+//   record, survives a crash or power loss) once a `when_durable` callback requested after that
+//   return has run; when it returns an Error, nothing of the batch was stored and every request in
+//   it may be retried. Outcomes are returned one per request, in order.
+// - Reads never return what is not yet durable: a read that sees a commit returns only once that
+//   commit is durable.
 // - Seqs are per restaurant, 1, 2, 3, ... without gaps, assigned in request order, never reused.
 // - Change ids are unique per restaurant for as long as their log entry is retained.
 // - Reads see only committed data and a consistent snapshot of one restaurant.
@@ -15,7 +18,8 @@
 // `duplicate`, so retrying is always safe.
 //
 // Thread-safety: `commit` is called by one thread at a time (the commit pipeline's writer). Reads
-// may be called from any number of threads concurrently with each other and with `commit`.
+// and `when_durable` may be called from any number of threads concurrently with each other and
+// with `commit`.
 //
 // Implementations: MemoryStore (throwaway runs, tests), SqliteStore (embedded default),
 // PostgresStore (shared by the nodes of a cluster; commits from several processes). The rules
@@ -25,6 +29,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -73,6 +78,11 @@ class Store {
                                    std::size_t limit) = 0;
   virtual Result<Snapshot> snapshot(std::string_view restaurant) = 0;
   virtual Result<LogHead> head(std::string_view restaurant) = 0;
+  // Calls `done` once every commit that returned before this call is durable, after the callbacks
+  // requested before it. SqliteStore syncs on a thread of its own while the writer goes on with
+  // the next commit, and calls `done` there; stores whose commit is durable when it returns call
+  // it at once.
+  virtual void when_durable(std::function<void()> done) { done(); }
 
   // Whether the store can be reached now (for readiness checks); by default a read.
   virtual Result<void> ping() {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
+
 #include "common/time.h"
 
 namespace possync {
@@ -53,7 +55,13 @@ void CommitPipeline::stop() {
     stopping_ = true;
   }
   cv_.notify_one();
-  if (writer_.joinable()) writer_.join();
+  if (writer_.joinable()) {
+    writer_.join();
+    // Wait until what the writer committed is published: its callbacks refer to this pipeline.
+    std::promise<void> published;
+    store_.when_durable([&] { published.set_value(); });
+    published.get_future().wait();
+  }
 }
 
 void CommitPipeline::run() {
@@ -76,7 +84,7 @@ void CommitPipeline::run() {
       }
     }
     if (!batch.empty()) commit_batch(batch);
-    if (barrier) barrier();
+    if (barrier) store_.when_durable(std::move(barrier));
   }
 }
 
@@ -101,10 +109,22 @@ void CommitPipeline::commit_batch(std::vector<Pending>& batch) {
   for (std::size_t i = 0; i < requests.size(); ++i) {
     outcomes[i].received_at = requests[i].received_at;
   }
+  std::vector<Completion> completions;
+  completions.reserve(batch.size());
+  for (auto& p : batch) completions.push_back(std::move(p.done));
+  // Published once durable; meanwhile this thread commits the next batch.
+  store_.when_durable(
+      [this, started, failed = !result, outcomes = std::move(outcomes),
+       completions = std::move(completions)] { publish(started, failed, outcomes, completions); });
+}
+
+void CommitPipeline::publish(std::chrono::steady_clock::time_point started, bool failed,
+                             std::span<const Outcome> outcomes,
+                             std::span<const Completion> completions) {
   if (Metrics* m = options_.metrics) {
     m->commit_seconds.observe(Metrics::seconds_since(started));
-    m->commit_batch_size.observe(static_cast<double>(requests.size()));
-    if (!result) m->commit_failures.fetch_add(1, std::memory_order_relaxed);
+    m->commit_batch_size.observe(static_cast<double>(outcomes.size()));
+    if (failed) m->commit_failures.fetch_add(1, std::memory_order_relaxed);
     for (const auto& o : outcomes) {
       if (o.status == OutcomeStatus::applied) m->changes_committed.fetch_add(1);
       if (o.status == OutcomeStatus::duplicate) m->duplicates_suppressed.fetch_add(1);
@@ -113,10 +133,10 @@ void CommitPipeline::commit_batch(std::vector<Pending>& batch) {
     }
   }
   if (on_committed_) on_committed_(outcomes);
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].done) batch[i].done(outcomes[i]);
+  for (std::size_t i = 0; i < completions.size(); ++i) {
+    if (completions[i]) completions[i](outcomes[i]);
   }
-  if (options_.backpressure) options_.backpressure->changes_done(batch.size());
+  if (options_.backpressure) options_.backpressure->changes_done(outcomes.size());
 }
 
 }  // namespace possync

@@ -1,14 +1,18 @@
 // CommitPipeline: the single writer of the Store, with group commit.
 //
 // Any thread submits change requests; one writer thread takes everything queued (up to
-// `max_batch`), commits it as one Store transaction (one fsync), hands the outcomes to the
-// `on_committed` hook (fan-out) in seq order, then runs each request's completion (acks, REST
-// responses). Nothing is acknowledged or forwarded before its transaction is durable.
+// `max_batch`) and commits it as one Store transaction. Once the store reports the transaction
+// durable (Store::when_durable: at once for most stores; SqliteStore syncs on a thread of its own
+// while the writer commits the next batch), the outcomes go to the `on_committed` hook (fan-out)
+// in seq order, then each request's completion runs (acks, REST responses). Nothing is
+// acknowledged or forwarded before its transaction is durable.
 //
-// Thread-safety: submit() and stop() may be called from any thread. Hooks and completions run on
-// the writer thread and must not block (post work to the owner's executor instead).
+// Thread-safety: submit() and stop() may be called from any thread. Hooks and completions run one
+// batch at a time, in commit order, on the writer thread or the store's sync thread, and must not
+// block (post work to the owner's executor instead).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -46,7 +50,7 @@ class CommitPipeline {
   // has been called.
   bool submit(ChangeRequest request, Completion done);
 
-  // Calls `done` on the writer thread once everything submitted before this call has been
+  // Calls `done` (where completions run) once everything submitted before this call has been
   // committed and its completions have run (at once if the pipeline is stopping).
   void flush(std::function<void()> done);
 
@@ -64,6 +68,9 @@ class CommitPipeline {
   };
   void run();
   void commit_batch(std::vector<Pending>& batch);
+  // Metrics, the on_committed hook, completions and back-pressure accounting of one durable batch.
+  void publish(std::chrono::steady_clock::time_point started, bool failed,
+               std::span<const Outcome> outcomes, std::span<const Completion> completions);
 
   Store& store_;
   Options options_;

@@ -87,6 +87,56 @@ class GatedStore final : public Store {
   std::vector<CommitOptions> options_;
 };
 
+// Delegates to a MemoryStore but reports commits durable only when the test says so (like
+// SqliteStore, whose sync thread runs the callbacks after the writer has moved on).
+class LateDurabilityStore final : public Store {
+ public:
+  Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
+                                      const CommitOptions& options) override {
+    auto result = inner_->commit(batch, options);
+    std::lock_guard lock(mutex_);
+    committed_ += batch.size();
+    cv_.notify_all();
+    return result;
+  }
+  void when_durable(std::function<void()> done) override {
+    std::lock_guard lock(mutex_);
+    waiting_.push_back(std::move(done));
+    cv_.notify_all();
+  }
+  Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
+    return inner_->read_log(r, after, limit);
+  }
+  Result<Snapshot> snapshot(std::string_view r) override { return inner_->snapshot(r); }
+  Result<LogHead> head(std::string_view r) override { return inner_->head(r); }
+  std::string describe() const override { return "late-durability"; }
+
+  void wait_committed(std::size_t changes) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return committed_ >= changes; });
+  }
+  void wait_callbacks(std::size_t n) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return waiting_.size() >= n; });
+  }
+  // Runs every callback requested so far, in order, on the calling thread.
+  void make_durable() {
+    std::vector<std::function<void()>> ready;
+    {
+      std::lock_guard lock(mutex_);
+      ready.swap(waiting_);
+    }
+    for (auto& done : ready) done();
+  }
+
+ private:
+  std::unique_ptr<Store> inner_ = make_memory_store();
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::size_t committed_ = 0;
+  std::vector<std::function<void()>> waiting_;
+};
+
 // A Store whose every commit fails.
 class FailingStore final : public Store {
  public:
@@ -132,6 +182,52 @@ struct Recorder {
     };
   }
 };
+
+TEST(CommitPipeline, PublishesOnlyOnceDurableWhileTheWriterGoesOn) {
+  LateDurabilityStore store;
+  Recorder rec;
+  CommitPipeline pipeline(store, {}, rec.hook());
+  ASSERT_TRUE(pipeline.submit(req("r1", "c1"), rec.done()));
+  store.wait_committed(1);
+  ASSERT_TRUE(pipeline.submit(req("r1", "c2"), rec.done()));
+  // The second change is committed although the first is not durable yet.
+  store.wait_committed(2);
+  bool flushed = false;
+  pipeline.flush([&] { flushed = true; });
+  store.wait_callbacks(3);  // two batches and the flush marker
+  {
+    std::lock_guard lock(rec.mutex);
+    EXPECT_TRUE(rec.hooked.empty());
+    EXPECT_TRUE(rec.completions.empty());
+  }
+  EXPECT_FALSE(flushed);
+  store.make_durable();
+  {
+    std::lock_guard lock(rec.mutex);
+    ASSERT_EQ(rec.hooked.size(), 2u);
+    EXPECT_EQ(rec.hooked[0].seq, 1u);
+    EXPECT_EQ(rec.hooked[1].seq, 2u);
+    EXPECT_EQ(rec.completions["c1"], 1);
+    EXPECT_EQ(rec.completions["c2"], 1);
+    EXPECT_TRUE(rec.completed_before_hook.empty());
+  }
+  EXPECT_TRUE(flushed);
+
+  // stop() returns only once what was committed has been published.
+  ASSERT_TRUE(pipeline.submit(req("r1", "c3"), rec.done()));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    pipeline.stop();
+    stopped = true;
+  });
+  store.wait_committed(3);
+  store.wait_callbacks(2);  // c3's batch and stop()'s own marker
+  EXPECT_FALSE(stopped);
+  store.make_durable();
+  stopper.join();
+  std::lock_guard lock(rec.mutex);
+  EXPECT_EQ(rec.completions["c3"], 1);
+}
 
 TEST(CommitPipeline, ConcurrentSubmitsCompleteOnceWithGaplessUniqueSeqs) {
   constexpr int kThreads = 8;
