@@ -17,8 +17,10 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "store/apply.h"
 #include "store/reader_pool.h"
@@ -284,6 +286,61 @@ class Checkpointer {
   std::thread thread_;
 };
 
+// How far a log read may go: for each restaurant with commits not yet durable, its last durable
+// seq. The writer registers a commit before its COMMIT (so a reader whose snapshot sees the commit
+// finds it here) and the syncer drops it once durable. Readers never wait: a catch-up simply stops
+// at the horizon and gets the rest live, once published.
+class DurableHorizon {
+ public:
+  void committing(std::uint64_t commit, std::span<const Outcome> outcomes) {
+    std::lock_guard lock(mutex_);
+    for (const auto& o : outcomes) {
+      if (o.status != OutcomeStatus::applied || !o.entry) continue;
+      auto [it, added] = pending_.try_emplace(o.entry->change.restaurant_id);
+      Pending& p = it->second;
+      if (added) p.durable_seq = o.seq - 1;
+      if (p.commits.empty() || p.commits.back().commit != commit) {
+        p.commits.push_back({commit, o.seq});
+      } else {
+        p.commits.back().last_seq = o.seq;
+      }
+    }
+  }
+  void durable(std::uint64_t commit) {
+    std::lock_guard lock(mutex_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Pending& p = it->second;
+      while (!p.commits.empty() && p.commits.front().commit <= commit) {
+        p.durable_seq = p.commits.front().last_seq;
+        p.commits.pop_front();
+      }
+      it = p.commits.empty() ? pending_.erase(it) : std::next(it);
+    }
+  }
+  // The highest seq of `restaurant` a read may return; nullopt when all of it is durable.
+  std::optional<std::uint64_t> limit(std::string_view restaurant) const {
+    std::lock_guard lock(mutex_);
+    auto it = pending_.find(restaurant);
+    if (it == pending_.end()) return std::nullopt;
+    return it->second.durable_seq;
+  }
+
+ private:
+  struct Commit {
+    std::uint64_t commit;
+    std::uint64_t last_seq;  // the restaurant's last seq in that commit
+  };
+  struct Pending {
+    std::uint64_t durable_seq = 0;  // every seq up to this one is durable
+    std::deque<Commit> commits;     // the restaurant's commits not yet durable, in order
+  };
+  struct Hash : std::hash<std::string_view> {
+    using is_transparent = void;
+  };
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Pending, Hash, std::equal_to<>> pending_;
+};
+
 // Makes commits durable after they return, so that the writer prepares the next batch while the
 // last one is being synced. The writer connection runs with synchronous=NORMAL: SQLite writes a
 // commit's pages to the WAL but does not fsync it. Each commit is numbered before it starts and
@@ -292,12 +349,16 @@ class Checkpointer {
 // order. Checkpoints sync the WAL before copying it, and the WAL starts over only after a
 // checkpoint, so every commit this thread has synced survives a crash or power loss.
 //
-// Reads wait (wait_durable) until every commit their snapshot may contain is durable: nothing is
-// served that a power loss could take back.
+// Nothing is served that a power loss could take back: log reads stop at the DurableHorizon, and
+// snapshots wait (wait_durable) until every commit they may contain is durable.
 class Syncer {
  public:
-  Syncer(std::string wal_path, std::function<void()> before_sync)
-      : wal_path_(std::move(wal_path)), before_sync_(std::move(before_sync)) {
+  // `synced(n)` runs on this thread once every commit up to `n` is durable.
+  Syncer(std::string wal_path, std::function<void()> before_sync,
+         std::function<void(std::uint64_t)> synced)
+      : wal_path_(std::move(wal_path)),
+        before_sync_(std::move(before_sync)),
+        synced_(std::move(synced)) {
     thread_ = std::thread([this] { run(); });
   }
   ~Syncer() {
@@ -360,6 +421,7 @@ class Syncer {
         const std::uint64_t target = committed_;
         lock.unlock();
         sync();
+        synced_(target);
         lock.lock();
         durable_ = target;
         cv_.notify_all();
@@ -390,6 +452,7 @@ class Syncer {
 
   const std::string wal_path_;
   const std::function<void()> before_sync_;
+  const std::function<void(std::uint64_t)> synced_;
   int fd_ = -1;
   std::atomic<std::uint64_t> begun_{0};
   std::mutex mutex_;
@@ -452,8 +515,10 @@ class Writer final : public StoreTxn {
         std::make_unique<Stmt>(db_, "DELETE FROM change_ids WHERE restaurant = ?1 AND seq <= ?2");
   }
 
-  Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
-                                      const CommitOptions& options) {
+  // `before_commit` sees the outcomes just before COMMIT makes them visible.
+  Result<std::vector<Outcome>> commit(
+      std::span<const ChangeRequest> batch, const CommitOptions& options,
+      const std::function<void(std::span<const Outcome>)>& before_commit) {
     try {
       begin_->run();
     } catch (const std::exception& e) {
@@ -461,6 +526,7 @@ class Writer final : public StoreTxn {
     }
     try {
       auto outcomes = apply_batch(*this, batch, options);
+      before_commit(outcomes);
       commit_->run();
       checkpointer_->committed(wal_frames_);
       return outcomes;
@@ -578,7 +644,8 @@ class SqliteStore final : public Store {
       : path_(options.path),
         lock_fd_(lock_fd),
         writer_(options),
-        syncer_(options.path + "-wal", options.before_sync),
+        syncer_(options.path + "-wal", options.before_sync,
+                [this](std::uint64_t n) { horizon_.durable(n); }),
         readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
   ~SqliteStore() override {
     if (lock_fd_ >= 0) ::close(lock_fd_);
@@ -587,7 +654,9 @@ class SqliteStore final : public Store {
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) override {
     const std::uint64_t n = syncer_.begin_commit();
-    auto result = writer_.commit(batch, options);
+    auto result = writer_.commit(batch, options, [&](std::span<const Outcome> outcomes) {
+      horizon_.committing(n, outcomes);
+    });
     syncer_.committed(n);
     return result;
   }
@@ -601,6 +670,11 @@ class SqliteStore final : public Store {
       ResetOnExit guard{rd.log};
       rd.log.bind(1, r).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
       while (rd.log.step()) page.entries.push_back(log_entry_from_row(rd.log, r));
+      // After the reads: every commit they saw is registered by now.
+      if (auto durable = horizon_.limit(r)) {
+        std::erase_if(page.entries, [&](const LogEntry& e) { return e.seq > *durable; });
+        page.head.seq = std::min(page.head.seq, *durable);
+      }
       return page;
     });
   }
@@ -616,12 +690,18 @@ class SqliteStore final : public Store {
         snap.records[static_cast<std::size_t>(type)].push_back(
             parse_stored_object(rd.records.text(1)));
       }
+      // Records cannot be cut at a seq: wait until what the snapshot saw is durable.
+      if (horizon_.limit(r)) syncer_.wait_durable(syncer_.begun());
       return snap;
     });
   }
 
   Result<LogHead> head(std::string_view r) override {
-    return with_reader<LogHead>([&](Reader& rd) { return read_head(rd.head, r); });
+    return with_reader<LogHead>([&](Reader& rd) {
+      LogHead head = read_head(rd.head, r);
+      if (auto durable = horizon_.limit(r)) head.seq = std::min(head.seq, *durable);
+      return head;
+    });
   }
 
   std::string describe() const override { return "sqlite:" + path_; }
@@ -644,14 +724,13 @@ class SqliteStore final : public Store {
     } catch (const std::exception& e) {
       result = Error{errc::kStoreUnavailable, fmt::format("read failed: {}", e.what())};
     }
-    // Any commit the snapshot saw was numbered before this point.
-    syncer_.wait_durable(syncer_.begun());
     return result;
   }
 
   std::string path_;
   int lock_fd_;
   Writer writer_;
+  DurableHorizon horizon_;
   Syncer syncer_;
   ReaderPool<Reader> readers_;
 };

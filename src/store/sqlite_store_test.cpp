@@ -44,6 +44,7 @@ class SqliteStoreTest : public testing::Test {
                                      std::uint64_t retain = 0) {
     auto r = s.commit(batch, {kNow, retain});
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+    wait_durable(s);
     return r ? std::move(*r) : std::vector<Outcome>{};
   }
   TempDir dir_;
@@ -292,31 +293,43 @@ TEST_F(SqliteStoreTest, CommitsReturnBeforeTheSyncAndNothingIsReadOrPublishedBef
   auto opened = open_sqlite_store(options);
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   auto& store = **opened;
+  auto raw_commit = [&](ChangeRequest r) {
+    std::vector<ChangeRequest> batch{std::move(r)};
+    auto result = store.commit(batch, {kNow, 0});
+    ASSERT_TRUE(result.has_value()) << result.error().message;
+  };
 
-  commit(store, {upd("c1", "o1")});
+  raw_commit(upd("c1", "o1"));
   std::atomic<bool> durable{false};
   store.when_durable([&] { durable = true; });
   gate->wait_arrived();
   // The writer goes on while the first commit is being synced.
-  commit(store, {upd("c2", "o2")});
+  raw_commit(upd("c2", "o2"));
+  raw_commit(upd("x1", "o1", "{}", "r2"));
 
-  std::atomic<bool> read_done{false};
-  std::size_t entries = 0;
+  // Log reads and heads stop before what is not durable; they do not wait.
+  EXPECT_TRUE(store.read_log("r1", 0, 100)->entries.empty());
+  EXPECT_EQ(store.read_log("r1", 0, 100)->head.seq, 0u);
+  EXPECT_EQ(store.head("r2")->seq, 0u);
+  // A snapshot cannot stop at a seq: it waits.
+  std::atomic<bool> snapshot_done{false};
   std::thread reader([&] {
-    auto page = store.read_log("r1", 0, 100);
-    entries = page ? page->entries.size() : 0;
-    read_done = true;
+    auto snap = store.snapshot("r1");
+    EXPECT_TRUE(snap.has_value());
+    if (snap) {
+      EXPECT_EQ(snap->head.seq, 2u);
+    }
+    snapshot_done = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(durable);
-  EXPECT_FALSE(read_done) << "a read returned changes that were not durable yet";
+  EXPECT_FALSE(snapshot_done) << "a snapshot returned changes that were not durable yet";
   gate->open();
   reader.join();
-  EXPECT_EQ(entries, 2u);
-  std::promise<void> second;
-  store.when_durable([&] { second.set_value(); });
-  second.get_future().wait();
+  wait_durable(store);
   EXPECT_TRUE(durable);
+  EXPECT_EQ(store.read_log("r1", 0, 100)->entries.size(), 2u);
+  EXPECT_EQ(store.head("r2")->seq, 1u);
 }
 
 TEST_F(SqliteStoreTest, WhenDurableCallbacksRunInOrder) {

@@ -6,8 +6,8 @@
 //   record, survives a crash or power loss) once a `when_durable` callback requested after that
 //   return has run; when it returns an Error, nothing of the batch was stored and every request in
 //   it may be retried. Outcomes are returned one per request, in order.
-// - Reads never return what is not yet durable: a read that sees a commit returns only once that
-//   commit is durable.
+// - Reads never return what is not yet durable: a commit becomes visible to them once durable, at
+//   the latest when its when_durable callbacks run.
 // - Seqs are per restaurant, 1, 2, 3, ... without gaps, assigned in request order, never reused.
 // - Change ids are unique per restaurant for as long as their log entry is retained.
 // - Reads see only committed data and a consistent snapshot of one restaurant.

@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -138,6 +139,13 @@ using Seqs = std::vector<std::uint64_t>;
 
 // ---- the parameterized suite ----
 
+// Waits until everything `store` committed so far is durable (and so visible to reads).
+inline void wait_durable(Store& store) {
+  std::promise<void> durable;
+  store.when_durable([&] { durable.set_value(); });
+  durable.get_future().wait();
+}
+
 // How a backend opens a fresh, empty store for one test (`dir`: a fresh temporary directory).
 struct StoreFactory {
   const char* name;
@@ -159,6 +167,7 @@ class StoreConformance : public testing::TestWithParam<StoreFactory> {
                               std::uint64_t retain = 0) {
     auto result = store_->commit(batch, CommitOptions{now, retain});
     EXPECT_TRUE(result.has_value()) << (result ? "" : result.error().message);
+    wait_durable(*store_);
     if (!result) return {};
     EXPECT_EQ(result->size(), batch.size());
     return std::move(*result);
