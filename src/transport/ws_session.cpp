@@ -1,5 +1,9 @@
 #include "transport/ws_session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/beast/ssl.hpp>
@@ -33,6 +37,13 @@ WsNextLayer<Stream> ws_next_layer(Stream&& stream) {
   } else {
     return stream.release_socket();  // also cancels the HTTP session's timeout
   }
+}
+
+net::ip::tcp::socket& tcp_socket(net::ip::tcp::socket& socket) {
+  return socket;
+}
+net::ip::tcp::socket& tcp_socket(beast::tcp_stream& stream) {
+  return stream.socket();
 }
 
 bool is_normal_end(const beast::error_code& ec) {
@@ -511,7 +522,20 @@ void WsSession<Stream>::send(std::shared_ptr<const std::string> payload, TimePoi
 }
 
 template <class Stream>
+void WsSession<Stream>::set_corked(bool corked) {
+  if (corked_ == corked) return;
+  corked_ = corked;
+  const int on = corked ? 1 : 0;
+  // Best effort: without it every message is simply its own segment.
+  ::setsockopt(tcp_socket(beast::get_lowest_layer(ws_)).native_handle(), IPPROTO_TCP, TCP_CORK, &on,
+               sizeof on);
+}
+
+template <class Stream>
 void WsSession<Stream>::do_write() {
+  // A burst (catch-up pages, several live batches) leaves in full segments, and the device
+  // wakes once for it rather than once per message; a lone message is not held back.
+  if (queue_.size() > 1) set_corked(true);
   writing_ = true;
   ws_.text(true);
   ws_.async_write(net::buffer(*queue_.front().payload),
@@ -539,6 +563,7 @@ void WsSession<Stream>::on_write(beast::error_code ec, std::size_t) {
   }
   if (closing_ && !queue_.empty()) return do_write();
   if (closing_) {
+    set_corked(false);
     ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
       self->close_timer_.cancel();
     });
@@ -546,6 +571,7 @@ void WsSession<Stream>::on_write(beast::error_code ec, std::size_t) {
   }
   if (mode_ == Mode::catching_up) pump_catchup();
   if (!queue_.empty() && !writing_) do_write();
+  if (queue_.empty()) set_corked(false);  // sends what the burst left in a partial segment
 }
 
 template <class Stream>

@@ -90,6 +90,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void on_write(boost::beast::error_code ec, std::size_t bytes);
   // Closes with `code`: after sending what is queued, or dropping it (`discard_queue`).
   void close_with(boost::beast::websocket::close_code code, std::string reason, bool discard_queue);
+  void set_corked(bool corked);
   void leave_room();
 
   // The TCP socket under the WebSocket (and TLS) stream.
@@ -151,6 +152,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   boost::container::devector<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
+  bool corked_ = false;  // TCP_CORK set while a burst of messages is being written
   bool closing_ = false;
   bool joined_ = false;
   // Until closing: waits for the token's expiry. Once closing: bounds the close handshake.
