@@ -20,9 +20,9 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
-#include <unordered_map>
 
 #include "store/apply.h"
+#include "store/durable_horizon.h"
 #include "store/reader_pool.h"
 #include "store/stored_rows.h"
 
@@ -284,61 +284,6 @@ class Checkpointer {
   std::uint64_t complete_ = 0;       // the last round that copied every page of the WAL
   std::uint64_t want_complete_ = 0;  // the writer waits until this round copied everything
   std::thread thread_;
-};
-
-// How far a log read may go: for each restaurant with commits not yet durable, its last durable
-// seq. The writer registers a commit before its COMMIT (so a reader whose snapshot sees the commit
-// finds it here) and the syncer drops it once durable. Readers never wait: a catch-up simply stops
-// at the horizon and gets the rest live, once published.
-class DurableHorizon {
- public:
-  void committing(std::uint64_t commit, std::span<const Outcome> outcomes) {
-    std::lock_guard lock(mutex_);
-    for (const auto& o : outcomes) {
-      if (o.status != OutcomeStatus::applied || !o.entry) continue;
-      auto [it, added] = pending_.try_emplace(o.entry->change.restaurant_id);
-      Pending& p = it->second;
-      if (added) p.durable_seq = o.seq - 1;
-      if (p.commits.empty() || p.commits.back().commit != commit) {
-        p.commits.push_back({commit, o.seq});
-      } else {
-        p.commits.back().last_seq = o.seq;
-      }
-    }
-  }
-  void durable(std::uint64_t commit) {
-    std::lock_guard lock(mutex_);
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      Pending& p = it->second;
-      while (!p.commits.empty() && p.commits.front().commit <= commit) {
-        p.durable_seq = p.commits.front().last_seq;
-        p.commits.pop_front();
-      }
-      it = p.commits.empty() ? pending_.erase(it) : std::next(it);
-    }
-  }
-  // The highest seq of `restaurant` a read may return; nullopt when all of it is durable.
-  std::optional<std::uint64_t> limit(std::string_view restaurant) const {
-    std::lock_guard lock(mutex_);
-    auto it = pending_.find(restaurant);
-    if (it == pending_.end()) return std::nullopt;
-    return it->second.durable_seq;
-  }
-
- private:
-  struct Commit {
-    std::uint64_t commit;
-    std::uint64_t last_seq;  // the restaurant's last seq in that commit
-  };
-  struct Pending {
-    std::uint64_t durable_seq = 0;  // every seq up to this one is durable
-    std::deque<Commit> commits;     // the restaurant's commits not yet durable, in order
-  };
-  struct Hash : std::hash<std::string_view> {
-    using is_transparent = void;
-  };
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, Pending, Hash, std::equal_to<>> pending_;
 };
 
 // Makes commits durable after they return, so that the writer prepares the next batch while the
@@ -657,6 +602,7 @@ class SqliteStore final : public Store {
     auto result = writer_.commit(batch, options, [&](std::span<const Outcome> outcomes) {
       horizon_.committing(n, outcomes);
     });
+    if (!result) horizon_.abandoned(n);
     syncer_.committed(n);
     return result;
   }
