@@ -1,4 +1,5 @@
 #include "app/server.h"
+#include "common/thread_name.h"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -177,7 +178,11 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   if (on_listening) on_listening(bound->port());
 
   std::vector<std::thread> pool;
-  for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  for (std::size_t i = 1; i < threads; ++i)
+    pool.emplace_back([&ioc] {
+      name_this_thread("possync-io");
+      ioc.run();
+    });
   ioc.run();
   for (auto& t : pool) t.join();
 

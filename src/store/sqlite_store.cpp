@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/thread_name.h"
 #include "store/apply.h"
 #include "store/durable_horizon.h"
 #include "store/reader_pool.h"
@@ -202,7 +203,10 @@ class Checkpointer {
         max_frames_(options.max_wal_frames),
         max_wait_(options.max_checkpoint_wait) {
     db_.exec("PRAGMA synchronous=FULL;");
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("sqlite-ckpt");
+      run();
+    });
   }
   ~Checkpointer() {
     {
@@ -304,7 +308,10 @@ class Syncer {
       : wal_path_(std::move(wal_path)),
         before_sync_(std::move(before_sync)),
         synced_(std::move(synced)) {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("sqlite-sync");
+      run();
+    });
   }
   ~Syncer() {
     {

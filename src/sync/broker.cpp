@@ -1,4 +1,5 @@
 #include "sync/broker.h"
+#include "common/thread_name.h"
 
 #include <spdlog/spdlog.h>
 
@@ -23,7 +24,10 @@ Broker::Broker(Store& store, Hub& hub, std::unique_ptr<ChangeFeed> feed, Options
     }
     return head->seq;
   });
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("possync-broker");
+    run();
+  });
 }
 
 Broker::~Broker() {

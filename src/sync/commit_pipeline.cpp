@@ -1,4 +1,5 @@
 #include "sync/commit_pipeline.h"
+#include "common/thread_name.h"
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +11,10 @@ namespace possync {
 
 CommitPipeline::CommitPipeline(Store& store, Options options, CommittedHook on_committed)
     : store_(store), options_(options), on_committed_(std::move(on_committed)) {
-  writer_ = std::thread([this] { run(); });
+  writer_ = std::thread([this] {
+    name_this_thread("possync-writer");
+    run();
+  });
 }
 
 CommitPipeline::~CommitPipeline() {
