@@ -9,8 +9,9 @@
 // Gap-free hand-over from catch-up to live: every Room remembers the highest seq it has published.
 // A catching-up subscriber reads the Store until it has everything up to that seq, then calls
 // Room::go_live() which, under the room's lock, checks that nothing newer was published meanwhile;
-// everything published after that point reaches it live. Publishing happens on the commit
-// pipeline's writer thread, in seq order.
+// everything published after that point reaches it live. Publishing happens where the commit
+// pipeline publishes durable batches (its writer thread, or SqliteStore's sync thread), in seq
+// order.
 //
 // Thread-safety: all methods may be called from any thread.
 #pragma once
@@ -55,8 +56,9 @@ struct DeviceStatus {
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  // Thread-safe; must not block (the caller is the commit pipeline's writer thread). Batches of a
-  // room arrive in seq order; all deliveries of one batch are handled together (one post).
+  // Thread-safe; must not block (the caller publishes durable batches: the commit pipeline's
+  // writer, or SqliteStore's sync thread). Batches of a room arrive in seq order; all deliveries
+  // of one batch are handled together (one post).
   virtual void deliver(std::shared_ptr<const DeliveryBatch> batch) = 0;
   // Thread-safe snapshot of the connection's device, user and times.
   virtual DeviceStatus status() const = 0;

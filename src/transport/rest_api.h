@@ -3,7 +3,8 @@
 // POST /api/sync answers once every change in it has an outcome from the commit pipeline.
 //
 // Thread-safety: handle() may be called from any thread; `respond` is called exactly once, from
-// the calling thread or from the commit pipeline's writer thread.
+// the calling thread or from where the commit pipeline runs completions (its writer thread, or
+// SqliteStore's sync thread).
 #pragma once
 
 #include <boost/beast/http.hpp>
