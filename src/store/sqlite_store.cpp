@@ -392,7 +392,8 @@ class Syncer {
 
   void sync() {
     if (before_sync_) before_sync_();
-    if (fd_ < 0) fd_ = ::open(wal_path_.c_str(), O_RDWR | O_CLOEXEC);
+    const bool first = fd_ < 0;
+    if (first) fd_ = ::open(wal_path_.c_str(), O_RDWR | O_CLOEXEC);
     if (fd_ < 0 || ::fdatasync(fd_) != 0) {
       // The kernel may have dropped the pages it failed to write: retrying could report success
       // for data that is gone. Stop here; a restart recovers from what is on disk, and nothing
@@ -400,6 +401,20 @@ class Syncer {
       spdlog::critical("cannot sync the SQLite WAL {}: {}", wal_path_, std::strerror(errno));
       std::abort();
     }
+    // The WAL's directory entry must be durable too. SQLite syncs the directory on its own first
+    // sync of a new WAL, which the writer (synchronous=NORMAL) no longer does: once, here.
+    if (first) sync_directory();
+  }
+
+  void sync_directory() const {
+    auto dir = std::filesystem::path(wal_path_).parent_path();
+    if (dir.empty()) dir = ".";
+    // Like SQLite, a directory that cannot be synced (some file systems refuse) is not fatal.
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || ::fsync(dfd) != 0) {
+      spdlog::warn("cannot sync the directory {}: {}", dir.string(), std::strerror(errno));
+    }
+    if (dfd >= 0) ::close(dfd);
   }
 
   const std::string wal_path_;
