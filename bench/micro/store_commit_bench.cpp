@@ -18,6 +18,7 @@
 #include "common/time.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
+#include "store/sqlite_wal_vfs.h"
 
 namespace possync {
 namespace {
@@ -78,7 +79,16 @@ void BM_SqliteCommit(benchmark::State& state) {
     if (!store) {
       state.SkipWithError(store.error().message.c_str());
     } else {
+      const auto before = sqlite_wal_vfs_stats();
       run_commits(state, **store);
+      const auto after = sqlite_wal_vfs_stats();
+      // What SQLite wrote to the WAL per commit, and the writes that reached the kernel for it.
+      const auto per_commit = [&](std::uint64_t n) {
+        return benchmark::Counter(static_cast<double>(n), benchmark::Counter::kAvgIterations);
+      };
+      state.counters["wal_writes"] = per_commit(after.writes_gathered - before.writes_gathered);
+      state.counters["wal_flushes"] = per_commit(after.flushes - before.flushes);
+      state.counters["kernel_writes"] = per_commit(after.writes_issued - before.writes_issued);
     }
   }
   std::filesystem::remove_all(dir);

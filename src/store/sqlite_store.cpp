@@ -25,6 +25,7 @@
 #include "store/apply.h"
 #include "store/durable_horizon.h"
 #include "store/reader_pool.h"
+#include "store/sqlite_wal_vfs.h"
 #include "store/stored_rows.h"
 
 namespace possync {
@@ -80,8 +81,8 @@ struct SqliteError : std::runtime_error {
 // An open database connection.
 class Db {
  public:
-  Db(const std::string& path, int flags) {
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+  Db(const std::string& path, int flags, const char* vfs = nullptr) {
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, vfs) != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw SqliteError(fmt::format("cannot open {}: {}", path, msg));
@@ -435,9 +436,11 @@ class Syncer {
 class Writer final : public StoreTxn {
  public:
   explicit Writer(const SqliteOptions& options)
-      : db_(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
+      : db_(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+            sqlite_wal_vfs_name()) {
     // NORMAL: COMMIT writes the WAL without syncing it; the Syncer syncs it right after.
     db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;");
+    db_.exec(fmt::format("PRAGMA cache_size=-{};", options.writer_cache_kib).c_str());
     db_.exec(kSchema);
     migrate();
     checkpointer_ = std::make_unique<Checkpointer>(options);

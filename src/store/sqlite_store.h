@@ -27,6 +27,9 @@ namespace possync {
 struct SqliteOptions {
   std::string path;
   std::size_t reader_connections = 4;
+  // The writer's page cache. SQLite's default (2 MiB) is smaller than the pages a batch of
+  // changes to many restaurants touches; every miss is a read of the WAL or the database file.
+  int writer_cache_kib = 32768;
   // New WAL pages after which the checkpointer copies them; WAL pages at which commits wait for
   // it; how long they wait at most (a reader's old snapshot can keep pages in the WAL).
   int checkpoint_frames = 256;
