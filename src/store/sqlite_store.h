@@ -1,11 +1,12 @@
 // SqliteStore: the embedded default Store (`--store sqlite:PATH`).
 //
 // One write connection, used only by the commit pipeline's writer thread: each batch is one
-// transaction in WAL mode (group commit: many changes share one fsync). The WAL is synced on a
-// thread of its own after COMMIT returns, so the writer commits the next batch while the last one
-// is being synced; when_durable() callbacks run there once it is. Until then log reads stop before
-// the commit (store/durable_horizon.h) and snapshots of its restaurants wait for it. Reads use a
-// small pool of separate connections and run concurrently with the writer (WAL snapshot
+// transaction in WAL mode (group commit: many changes share one fsync), whose WAL frames go to the
+// file in a few large writes (store/sqlite_wal_vfs.h) rather than two per page. The WAL is synced
+// on a thread of its own after COMMIT returns, so the writer commits the next batch while the last
+// one is being synced; when_durable() callbacks run there once it is. Until then log reads stop
+// before the commit (store/durable_horizon.h) and snapshots of its restaurants wait for it. Reads
+// use a small pool of separate connections and run concurrently with the writer (WAL snapshot
 // isolation). A lock file (PATH.lock) keeps a second server process from opening the same
 // database.
 //
