@@ -39,13 +39,6 @@ WsNextLayer<Stream> ws_next_layer(Stream&& stream) {
   }
 }
 
-net::ip::tcp::socket& tcp_socket(net::ip::tcp::socket& socket) {
-  return socket;
-}
-net::ip::tcp::socket& tcp_socket(beast::tcp_stream& stream) {
-  return stream.socket();
-}
-
 bool is_normal_end(const beast::error_code& ec) {
   return ec == websocket::error::closed || ec == net::error::operation_aborted ||
          ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout;
@@ -527,8 +520,7 @@ void WsSession<Stream>::set_corked(bool corked) {
   corked_ = corked;
   const int on = corked ? 1 : 0;
   // Best effort: without it every message is simply its own segment.
-  ::setsockopt(tcp_socket(beast::get_lowest_layer(ws_)).native_handle(), IPPROTO_TCP, TCP_CORK, &on,
-               sizeof on);
+  ::setsockopt(socket().native_handle(), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
 template <class Stream>
