@@ -179,10 +179,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
 
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < threads; ++i)
-    pool.emplace_back([&ioc] {
-      name_this_thread("possync-io");
-      ioc.run();
-    });
+    pool.push_back(start_named_thread("possync-io", [&ioc] { ioc.run(); }));
   ioc.run();
   for (auto& t : pool) t.join();
 

@@ -204,10 +204,7 @@ class Checkpointer {
         max_frames_(options.max_wal_frames),
         max_wait_(options.max_checkpoint_wait) {
     db_.exec("PRAGMA synchronous=FULL;");
-    thread_ = std::thread([this] {
-      name_this_thread("sqlite-ckpt");
-      run();
-    });
+    thread_ = start_named_thread("sqlite-ckpt", [this] { run(); });
   }
   ~Checkpointer() {
     {
@@ -309,10 +306,7 @@ class Syncer {
       : wal_path_(std::move(wal_path)),
         before_sync_(std::move(before_sync)),
         synced_(std::move(synced)) {
-    thread_ = std::thread([this] {
-      name_this_thread("sqlite-sync");
-      run();
-    });
+    thread_ = start_named_thread("sqlite-sync", [this] { run(); });
   }
   ~Syncer() {
     {

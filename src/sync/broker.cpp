@@ -24,10 +24,7 @@ Broker::Broker(Store& store, Hub& hub, std::unique_ptr<ChangeFeed> feed, Options
     }
     return head->seq;
   });
-  thread_ = std::thread([this] {
-    name_this_thread("possync-broker");
-    run();
-  });
+  thread_ = start_named_thread("possync-broker", [this] { run(); });
 }
 
 Broker::~Broker() {

@@ -11,10 +11,7 @@ namespace possync {
 
 CommitPipeline::CommitPipeline(Store& store, Options options, CommittedHook on_committed)
     : store_(store), options_(options), on_committed_(std::move(on_committed)) {
-  writer_ = std::thread([this] {
-    name_this_thread("possync-writer");
-    run();
-  });
+  writer_ = start_named_thread("possync-writer", [this] { run(); });
 }
 
 CommitPipeline::~CommitPipeline() {
