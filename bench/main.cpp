@@ -1,5 +1,6 @@
 // possync-bench: load generator for possync and any server that speaks the legacy AI POS sync
-// protocol. Scenarios: fanout, ramp, connections, catchup, rest, coldstart (bench/README.md).
+// protocol. Scenarios: fanout, ramp, connections, catchup, rest, coldstart, and floor (the
+// machine's own floor under fanout, floor.cpp) (bench/README.md).
 #include "bench.h"
 
 #include <fmt/format.h>
@@ -1171,6 +1172,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   s_cold->add_option("--runs", cold.runs, "Start-ups measured")->capture_default_str();
 
+  FloorCfg floor;
+  auto* s_floor = app.add_subcommand(
+      "floor",
+      "The fanout's traffic through a byte forwarder instead of a server: the machine's floor");
+  s_floor->add_option("--restaurants,-R", floor.restaurants, "Restaurants")->capture_default_str();
+  s_floor->add_option("--devices,-D", floor.devices, "Devices per restaurant (>= 2)")
+      ->capture_default_str();
+  s_floor->add_option("--rate", floor.rate, "Changes per second, all devices together")
+      ->capture_default_str();
+  s_floor->add_option("--duration", floor.duration, "Measured seconds")->capture_default_str();
+  s_floor->add_option("--warmup", floor.warmup, "Seconds sent before measuring")
+      ->capture_default_str();
+  s_floor->add_option("--drain", floor.drain, "Most seconds to wait for outstanding deliveries")
+      ->capture_default_str();
+  s_floor->add_option("--forwarder-threads", floor.server_threads, "Threads of the forwarder")
+      ->capture_default_str();
+  s_floor->add_option("--in-bytes", floor.in_bytes, "Bytes of a change frame (device to server)")
+      ->capture_default_str();
+  s_floor->add_option("--out-bytes", floor.out_bytes, "Bytes of a delivery frame")
+      ->capture_default_str();
+  s_floor->add_option("--ack-bytes", floor.ack_bytes, "Bytes of an ack frame (0: no acks)")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1185,7 +1209,8 @@ int main(int argc, char** argv) {
   if (c.threads == 0) c.threads = 1;
   const CLI::App& sub = *app.get_subcommands().front();
   const std::string scenario = sub.get_name();
-  if ((scenario == "fanout" && fan.devices < 2) || (scenario == "ramp" && ramp.base.devices < 2)) {
+  if ((scenario == "fanout" && fan.devices < 2) || (scenario == "ramp" && ramp.base.devices < 2) ||
+      (scenario == "floor" && floor.devices < 2)) {
     std::cerr << "possync-bench: --devices must be at least 2\n";
     return 2;
   }
@@ -1229,6 +1254,9 @@ int main(int argc, char** argv) {
   try {
     if (scenario == "coldstart") {
       result["result"] = run_coldstart(c, cold, status);
+    } else if (scenario == "floor") {
+      floor.client_threads = c.threads;
+      result["result"] = run_floor(floor);
     } else {
       Cluster cl;
       // One ServerProcess per node, all started the same way on the same store.
