@@ -18,7 +18,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
 namespace bench {
@@ -123,23 +122,15 @@ int make_epoll(const std::vector<Conn>& conns, const std::vector<std::uint32_t>&
   return ep;
 }
 
-struct CpuTimes {  // this process (both sides), and the whole machine from /proc/stat
-  double process_user_s = 0, process_sys_s = 0;
-  double machine_busy_ticks = 0, machine_total_ticks = 0;
+// CPU time of this process (both sides: the devices and the forwarder), kernel time included.
+struct CpuTimes {
+  double user_s = 0, sys_s = 0;
   static CpuTimes now() {
-    CpuTimes t;
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
-    t.process_user_s = static_cast<double>(ru.ru_utime.tv_sec) + ru.ru_utime.tv_usec / 1e6;
-    t.process_sys_s = static_cast<double>(ru.ru_stime.tv_sec) + ru.ru_stime.tv_usec / 1e6;
-    std::ifstream stat("/proc/stat");
-    std::string cpu;
-    double user = 0, nice = 0, sys = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-    if (stat >> cpu >> user >> nice >> sys >> idle >> iowait >> irq >> softirq >> steal) {
-      t.machine_busy_ticks = user + nice + sys + irq + softirq + steal;
-      t.machine_total_ticks = t.machine_busy_ticks + idle + iowait;
-    }
-    return t;
+    return {
+        static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6,
+        static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6};
   }
 };
 
@@ -348,9 +339,8 @@ json::object run_floor(const FloorCfg& f) {
     all.acks += s.acks;
   }
   const double window = f.duration;
-  const double user = after.process_user_s - before.process_user_s;
-  const double sys = after.process_sys_s - before.process_sys_s;
-  const double ticks = after.machine_total_ticks - before.machine_total_ticks;
+  const double user = after.user_s - before.user_s;
+  const double sys = after.sys_s - before.sys_s;
   const double messages_per_s =
       static_cast<double>(all.st.sent_in_window) * (1.0 + (f.ack_bytes ? 1 : 0)) / window +
       static_cast<double>(all.st.deliveries_in_window) / window;
@@ -367,9 +357,6 @@ json::object run_floor(const FloorCfg& f) {
   out["cpu_user_cores"] = user / window;
   out["cpu_sys_cores"] = sys / window;
   out["cpu_us_per_message"] = messages_per_s > 0 ? (user + sys) / window / messages_per_s * 1e6 : 0;
-  if (ticks > 0)
-    out["machine_busy_percent"] =
-        100.0 * (after.machine_busy_ticks - before.machine_busy_ticks) / ticks;
   return out;
 }
 
