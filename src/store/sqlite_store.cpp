@@ -194,8 +194,9 @@ LogHead read_head(Stmt& s, std::string_view restaurant) {
 //
 // Under continuous commits a checkpoint never catches up with the end of the WAL, and the WAL
 // starts over only when a write transaction begins with every page copied. So once the WAL holds
-// `max_frames` pages, the writer waits (between transactions) until a checkpoint has copied them
-// all: the WAL file stays bounded. Since rounds are small, that wait is short.
+// `max_frames` pages, the writer waits before its next transaction until a checkpoint has copied
+// them all: the WAL file stays bounded. Rounds are small, and back to back over the last eighth
+// before the bound, so that wait is short.
 class Checkpointer {
  public:
   explicit Checkpointer(const SqliteOptions& options)
@@ -217,7 +218,8 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // Called by the writer after each commit with the number of pages in the WAL.
+  // Called by the writer after each commit with the number of pages in the WAL. Once they reach
+  // the bound, asks for a round that starts after this point and copies everything.
   void committed(int wal_frames) {
     std::unique_lock lock(mutex_);
     if (wal_frames < copied_) {  // the WAL started over
@@ -225,28 +227,34 @@ class Checkpointer {
       wait_at_ = max_frames_;
     }
     wal_frames_ = wal_frames;
-    if (wal_frames < wait_at_) {
-      const bool wake = has_work();
-      lock.unlock();
-      if (wake) cv_.notify_all();
-      return;
-    }
-    // Wait for a checkpoint that starts after this point and copies everything. A reader holding
-    // an old snapshot (a backup, say) can keep pages in the WAL: then give up after a while and
-    // let the WAL double before waiting again.
-    const std::uint64_t wanted = started_ + 1;
-    want_complete_ = std::max(want_complete_, wanted);
-    cv_.notify_all();
+    if (wal_frames >= wait_at_) want_complete_ = std::max(want_complete_, started_ + 1);
+    const bool wake = has_work();
+    lock.unlock();
+    if (wake) cv_.notify_all();
+  }
+
+  // Called by the writer before each transaction: once the WAL reached the bound, waits for that
+  // round, so that this transaction starts the WAL over. The commit before it is already being
+  // synced and published. A reader holding an old snapshot (a backup, say) can keep pages in the
+  // WAL: then give up after a while and let the WAL double before waiting again.
+  void before_transaction() {
+    std::unique_lock lock(mutex_);
+    if (want_complete_ <= complete_) return;
+    const std::uint64_t wanted = want_complete_;
     if (!cv_.wait_for(lock, max_wait_, [&] { return complete_ >= wanted; })) {
       spdlog::warn("the SQLite WAL holds {} pages and a reader keeps them from being copied",
-                   wal_frames);
-      wait_at_ = 2 * wal_frames;
+                   wal_frames_);
+      wait_at_ = 2 * wal_frames_;
+      want_complete_ = complete_;
     }
   }
 
  private:
   bool has_work() const {
-    return wal_frames_ - copied_ >= step_frames_ || want_complete_ > complete_;
+    // Close to the bound, rounds run back to back, so that the round the writer then waits for
+    // has little left to copy.
+    const bool catching_up = wal_frames_ >= wait_at_ - wait_at_ / 8 && wal_frames_ > copied_;
+    return wal_frames_ - copied_ >= step_frames_ || catching_up || want_complete_ > complete_;
   }
 
   void run() {
@@ -483,6 +491,7 @@ class Writer final : public StoreTxn {
   Result<std::vector<Outcome>> commit(
       std::span<const ChangeRequest> batch, const CommitOptions& options,
       const std::function<void(std::span<const Outcome>)>& before_commit) {
+    checkpointer_->before_transaction();
     try {
       begin_->run();
     } catch (const std::exception& e) {

@@ -12,8 +12,8 @@
 //
 // Checkpoints (copying committed pages from the WAL into the database file) run on a thread and
 // connection of their own, so a commit does not wait for them: SQLite's automatic checkpoint is
-// off. The WAL is bounded: once it holds `max_wal_frames` pages the writer waits until they are all
-// copied, and its next transaction starts the WAL over from the beginning.
+// off. The WAL is bounded: once it holds `max_wal_frames` pages the writer, before its next
+// transaction, waits until they are all copied, and that transaction starts the WAL over.
 #pragma once
 
 #include <chrono>
