@@ -207,19 +207,28 @@ class ServerProcess {  // spawn mode
   std::string log_path_;
 };
 
+// ---- fanout traffic
+// ------------------------------------------------------------------------------ R restaurants x D
+// devices sending changes at a fixed total rate (fanout, ramp, floor).
+struct FanoutCfg {
+  unsigned restaurants = 10;
+  unsigned devices = 5;
+  double rate = 1000;  // changes/s, all devices together
+  double duration = 10;
+  double warmup = 1;
+  double drain = 10;
+  bool twins = false;
+  double sample_rss_every = 0;  // seconds; > 0: a time series of the server's RSS
+};
+
 // ---- floor (floor.cpp) --------------------------------------------------------------------------
 // The fan-out's traffic with a forwarder that only copies bytes in place of a server: the floor
 // under `fanout` on this machine. Frame sizes default to what possync sends and receives for the
 // bench's typed updates (change in, delivery out, ack back; 0 = no acks, like a legacy server).
 struct FloorCfg {
-  unsigned restaurants = 200;
-  unsigned devices = 5;
-  double rate = 2000;  // changes/s, all devices together
-  double duration = 5;
-  double warmup = 1;
-  double drain = 5;
-  unsigned server_threads = 2;  // forwarder threads
-  unsigned client_threads = 2;  // device threads (--threads)
+  FanoutCfg traffic{200, 5, 2000, 5, 1, 5};
+  unsigned forwarder_threads = 2;
+  unsigned device_threads = 2;  // --threads
   std::uint32_t in_bytes = 280, out_bytes = 356, ack_bytes = 92;
 };
 json::object run_floor(const FloorCfg& f);  // throws on a setup error or bad configuration

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -112,6 +113,25 @@ void read_frames(Conn& c, F&& on_frame) {
   c.in.erase(0, at);
 }
 
+// Handles what epoll reported: outboxes that can take more are flushed, frames read.
+template <typename F>
+void on_events(int ep, const epoll_event* events, int n, std::vector<Conn>& conns, F&& on_frame) {
+  for (int i = 0; i < n; ++i) {
+    const std::uint32_t id = events[i].data.u32;
+    if (events[i].events & EPOLLOUT) flush(ep, id, conns[id]);
+    if (events[i].events & EPOLLIN) read_frames(conns[id], on_frame);
+  }
+}
+
+// The devices of restaurants thread, thread + threads, ...: a restaurant's devices share a thread.
+std::vector<std::uint32_t> devices_of_thread(const FanoutCfg& t, unsigned thread,
+                                             unsigned threads) {
+  std::vector<std::uint32_t> ids;
+  for (unsigned r = thread; r < t.restaurants; r += threads)
+    for (unsigned j = 0; j < t.devices; ++j) ids.push_back(r * t.devices + j);
+  return ids;
+}
+
 int make_epoll(const std::vector<Conn>& conns, const std::vector<std::uint32_t>& ids) {
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) fail("epoll_create1");
@@ -147,6 +167,7 @@ struct Shared {
   std::vector<Conn> device_side;  // [device]: the device's end
   std::vector<Conn> server_side;  // [device]: the forwarder's end
   std::int64_t start_ns = 0, measure_start_ns = 0, send_end_ns = 0;
+  unsigned device_threads = 1;
   std::atomic<unsigned> devices_done{0};
 };
 
@@ -155,37 +176,36 @@ struct DeviceStats {
   std::uint64_t sent = 0, expected = 0, delivered = 0, acks = 0;
 };
 
+// Waits for epoll events, at most `wait_ns` (the devices' next send or a poll interval).
+int wait_events(int ep, epoll_event* events, int max, std::int64_t wait_ns) {
+  const timespec timeout{static_cast<time_t>(wait_ns / 1'000'000'000),
+                         static_cast<long>(wait_ns % 1'000'000'000)};
+  const int n = ::epoll_pwait2(ep, events, max, &timeout, nullptr);
+  if (n < 0 && errno != EINTR) fail("epoll_pwait2");
+  return n < 0 ? 0 : n;
+}
+
 // The forwarder: one thread per group of restaurants, so a restaurant's connections share one.
 void forwarder(Shared& sh, unsigned thread, unsigned threads) {
   const FloorCfg& f = *sh.f;
-  std::vector<std::uint32_t> mine;
-  for (unsigned r = thread; r < f.restaurants; r += threads)
-    for (unsigned j = 0; j < f.devices; ++j) mine.push_back(r * f.devices + j);
-  const int ep = make_epoll(sh.server_side, mine);
+  const FanoutCfg& t = f.traffic;
+  const int ep = make_epoll(sh.server_side, devices_of_thread(t, thread, threads));
   std::string frame;
   epoll_event events[256];
-  const unsigned device_threads = std::min(f.client_threads, f.restaurants);
-  while (sh.devices_done.load() < device_threads) {
-    const int n = ::epoll_wait(ep, events, 256, 10);
-    if (n < 0 && errno != EINTR) fail("epoll_wait");
-    for (int i = 0; i < n; ++i) {
-      const std::uint32_t id = events[i].data.u32;
-      Conn& c = sh.server_side[id];
-      if (events[i].events & EPOLLOUT) flush(ep, id, c);
-      if (!(events[i].events & EPOLLIN)) continue;
-      read_frames(c, [&](const Frame& in) {
-        const std::uint32_t base = in.sender - in.sender % f.devices;
+  while (sh.devices_done.load() < sh.device_threads) {
+    const int n = wait_events(ep, events, 256, 10'000'000);
+    on_events(ep, events, n, sh.server_side, [&](const Frame& in) {
+      const std::uint32_t base = in.sender - in.sender % t.devices;
+      frame.clear();
+      put_frame(frame, f.out_bytes, {kDelivery, in.sender, in.intended_ns});
+      for (std::uint32_t peer = base; peer < base + t.devices; ++peer)
+        if (peer != in.sender) send_or_queue(ep, peer, sh.server_side[peer], frame);
+      if (f.ack_bytes > 0) {
         frame.clear();
-        put_frame(frame, f.out_bytes, {kDelivery, in.sender, in.intended_ns});
-        for (std::uint32_t peer = base; peer < base + f.devices; ++peer)
-          if (peer != in.sender) send_or_queue(ep, peer, sh.server_side[peer], frame);
-        if (f.ack_bytes > 0) {
-          frame.clear();
-          put_frame(frame, f.ack_bytes, {kAck, in.sender, in.intended_ns});
-          send_or_queue(ep, in.sender, c, frame);
-        }
-      });
-    }
+        put_frame(frame, f.ack_bytes, {kAck, in.sender, in.intended_ns});
+        send_or_queue(ep, in.sender, sh.server_side[in.sender], frame);
+      }
+    });
   }
   ::close(ep);
 }
@@ -193,16 +213,15 @@ void forwarder(Shared& sh, unsigned thread, unsigned threads) {
 // The devices of one group of restaurants: send changes on an open-loop schedule, read the rest.
 void devices(Shared& sh, unsigned thread, unsigned threads, DeviceStats& out) {
   const FloorCfg& f = *sh.f;
-  std::vector<std::uint32_t> mine;
-  for (unsigned r = thread; r < f.restaurants; r += threads)
-    for (unsigned j = 0; j < f.devices; ++j) mine.push_back(r * f.devices + j);
+  const FanoutCfg& t = f.traffic;
+  const std::vector<std::uint32_t> mine = devices_of_thread(t, thread, threads);
   const int ep = make_epoll(sh.device_side, mine);
-  const double total = static_cast<double>(f.restaurants) * f.devices;
-  const double interval_ns = 1e9 / (f.rate * static_cast<double>(mine.size()) / total);
+  const double total = static_cast<double>(t.restaurants) * t.devices;
+  const double interval_ns = 1e9 / (t.rate * static_cast<double>(mine.size()) / total);
   std::string frame;
   epoll_event events[256];
   std::uint64_t k = 0;  // changes of this thread so far; device mine[k % size] sends the k-th
-  const std::int64_t drain_end = sh.send_end_ns + static_cast<std::int64_t>(f.drain * 1e9);
+  const std::int64_t drain_end = sh.send_end_ns + static_cast<std::int64_t>(t.drain * 1e9);
   for (;;) {
     std::int64_t now = now_ns();
     std::int64_t due =
@@ -213,37 +232,26 @@ void devices(Shared& sh, unsigned thread, unsigned threads, DeviceStats& out) {
       put_frame(frame, f.in_bytes, {kChange, id, due});
       send_or_queue(ep, id, sh.device_side[id], frame);
       ++out.sent;
-      out.expected += f.devices - 1;
+      out.expected += t.devices - 1;
       if (due >= sh.measure_start_ns) ++out.st.sent_in_window;
       ++k;
       due = sh.start_ns + static_cast<std::int64_t>(static_cast<double>(k) * interval_ns);
     }
     const bool sending = due < sh.send_end_ns;
-    const bool all_in =
-        out.delivered >= out.expected && (sh.f->ack_bytes == 0 || out.acks >= out.sent);
+    const bool all_in = out.delivered >= out.expected && (f.ack_bytes == 0 || out.acks >= out.sent);
     if (!sending && (all_in || now >= drain_end)) break;
-    const std::int64_t wait_ns = sending ? due - now : 10'000'000;
-    const timespec timeout{static_cast<time_t>(wait_ns / 1'000'000'000),
-                           static_cast<long>(wait_ns % 1'000'000'000)};
-    const int n = ::epoll_pwait2(ep, events, 256, &timeout, nullptr);
-    if (n < 0 && errno != EINTR) fail("epoll_pwait2");
+    const int n = wait_events(ep, events, 256, sending ? due - now : 10'000'000);
     now = now_ns();
-    for (int i = 0; i < n; ++i) {
-      const std::uint32_t id = events[i].data.u32;
-      Conn& c = sh.device_side[id];
-      if (events[i].events & EPOLLOUT) flush(ep, id, c);
-      if (!(events[i].events & EPOLLIN)) continue;
-      read_frames(c, [&](const Frame& in) {
-        if (in.kind == kAck) {
-          ++out.acks;
-          return;
-        }
-        ++out.delivered;
-        if (in.intended_ns >= sh.measure_start_ns && in.intended_ns < sh.send_end_ns)
-          out.st.latency.record(now - in.intended_ns);
-        if (now >= sh.measure_start_ns && now < sh.send_end_ns) ++out.st.deliveries_in_window;
-      });
-    }
+    on_events(ep, events, n, sh.device_side, [&](const Frame& in) {
+      if (in.kind == kAck) {
+        ++out.acks;
+        return;
+      }
+      ++out.delivered;
+      if (in.intended_ns >= sh.measure_start_ns && in.intended_ns < sh.send_end_ns)
+        out.st.latency.record(now - in.intended_ns);
+      if (now >= sh.measure_start_ns && now < sh.send_end_ns) ++out.st.deliveries_in_window;
+    });
   }
   ::close(ep);
   sh.devices_done.fetch_add(1);
@@ -287,21 +295,22 @@ void connect_all(Shared& sh, std::size_t n) {
 }  // namespace
 
 json::object run_floor(const FloorCfg& f) {
-  if (f.devices < 2 || f.restaurants == 0 || f.rate <= 0 || f.duration <= 0)
+  const FanoutCfg& t = f.traffic;
+  if (t.devices < 2 || t.restaurants == 0 || t.rate <= 0 || t.duration <= 0)
     throw std::invalid_argument(
         "floor needs --restaurants >= 1, --devices >= 2, a rate and a duration");
   if (f.in_bytes < kHeader || f.out_bytes < kHeader || (f.ack_bytes != 0 && f.ack_bytes < kHeader))
     throw std::invalid_argument(fmt::format("floor: frames are at least {} bytes", kHeader));
   Shared sh;
   sh.f = &f;
-  const std::size_t n = static_cast<std::size_t>(f.restaurants) * f.devices;
   json::object out;
-  connect_all(sh, n);
-  const unsigned device_threads = std::min(f.client_threads, f.restaurants);
-  const unsigned forwarder_threads = std::min(f.server_threads, f.restaurants);
+  connect_all(sh, static_cast<std::size_t>(t.restaurants) * t.devices);
+  const unsigned device_threads = std::clamp(f.device_threads, 1u, t.restaurants);
+  const unsigned forwarder_threads = std::clamp(f.forwarder_threads, 1u, t.restaurants);
+  sh.device_threads = device_threads;
   sh.start_ns = now_ns() + 50'000'000;
-  sh.measure_start_ns = sh.start_ns + static_cast<std::int64_t>(f.warmup * 1e9);
-  sh.send_end_ns = sh.measure_start_ns + static_cast<std::int64_t>(f.duration * 1e9);
+  sh.measure_start_ns = sh.start_ns + static_cast<std::int64_t>(t.warmup * 1e9);
+  sh.send_end_ns = sh.measure_start_ns + static_cast<std::int64_t>(t.duration * 1e9);
   std::vector<DeviceStats> stats(device_threads);
   std::vector<std::thread> threads;
   std::exception_ptr error;
@@ -338,7 +347,7 @@ json::object run_floor(const FloorCfg& f) {
     all.delivered += s.delivered;
     all.acks += s.acks;
   }
-  const double window = f.duration;
+  const double window = t.duration;
   const double user = after.user_s - before.user_s;
   const double sys = after.sys_s - before.sys_s;
   const double messages_per_s =

@@ -331,17 +331,6 @@ std::uint64_t total_errors(const std::map<std::string, std::uint64_t>& e) {
 // ================================================================================================
 // fanout
 // ================================================================================================
-struct FanoutCfg {
-  unsigned restaurants = 10;
-  unsigned devices = 5;
-  double rate = 1000;  // changes/s, all devices together
-  double duration = 10;
-  double warmup = 1;
-  double drain = 10;
-  bool twins = false;
-  double sample_rss_every = 0;  // seconds; > 0: a time series of the server's RSS
-};
-
 // The server's VmRSS over time (fanout --sample-rss-every): one sample when due, with the changes
 // sent and delivered so far, so memory can be read against the work done. With several nodes,
 // `rss_kb` is their sum and `rss_kb_per_node` lists them.
@@ -1089,8 +1078,8 @@ int main(int argc, char** argv) {
 
   FanoutCfg fan;
   // `duration`: the option names of the measured time (the ramp's is per step).
-  auto add_fanout_opts = [](CLI::App* sc, FanoutCfg& f, const std::string& duration,
-                            const std::string& duration_help) {
+  auto add_traffic_opts = [](CLI::App* sc, FanoutCfg& f, const std::string& duration,
+                             const std::string& duration_help) {
     sc->add_option("--restaurants,-R", f.restaurants, "Restaurants")->capture_default_str();
     sc->add_option("--devices,-D", f.devices, "Devices per restaurant (>= 2)")
         ->capture_default_str();
@@ -1098,6 +1087,10 @@ int main(int argc, char** argv) {
     sc->add_option("--warmup", f.warmup, "Seconds sent before measuring")->capture_default_str();
     sc->add_option("--drain", f.drain, "Most seconds to wait for outstanding deliveries")
         ->capture_default_str();
+  };
+  auto add_fanout_opts = [&](CLI::App* sc, FanoutCfg& f, const std::string& duration,
+                             const std::string& duration_help) {
+    add_traffic_opts(sc, f, duration, duration_help);
     sc->add_flag(
         "--twins", f.twins,
         "Send each change as a typed update followed by its data_change twin (like the app)");
@@ -1176,17 +1169,10 @@ int main(int argc, char** argv) {
   auto* s_floor = app.add_subcommand(
       "floor",
       "The fanout's traffic through a byte forwarder instead of a server: the machine's floor");
-  s_floor->add_option("--restaurants,-R", floor.restaurants, "Restaurants")->capture_default_str();
-  s_floor->add_option("--devices,-D", floor.devices, "Devices per restaurant (>= 2)")
+  add_traffic_opts(s_floor, floor.traffic, "--duration", "Measured seconds");
+  s_floor->add_option("--rate", floor.traffic.rate, "Changes per second, all devices together")
       ->capture_default_str();
-  s_floor->add_option("--rate", floor.rate, "Changes per second, all devices together")
-      ->capture_default_str();
-  s_floor->add_option("--duration", floor.duration, "Measured seconds")->capture_default_str();
-  s_floor->add_option("--warmup", floor.warmup, "Seconds sent before measuring")
-      ->capture_default_str();
-  s_floor->add_option("--drain", floor.drain, "Most seconds to wait for outstanding deliveries")
-      ->capture_default_str();
-  s_floor->add_option("--forwarder-threads", floor.server_threads, "Threads of the forwarder")
+  s_floor->add_option("--forwarder-threads", floor.forwarder_threads, "Threads of the forwarder")
       ->capture_default_str();
   s_floor->add_option("--in-bytes", floor.in_bytes, "Bytes of a change frame (device to server)")
       ->capture_default_str();
@@ -1210,7 +1196,7 @@ int main(int argc, char** argv) {
   const CLI::App& sub = *app.get_subcommands().front();
   const std::string scenario = sub.get_name();
   if ((scenario == "fanout" && fan.devices < 2) || (scenario == "ramp" && ramp.base.devices < 2) ||
-      (scenario == "floor" && floor.devices < 2)) {
+      (scenario == "floor" && floor.traffic.devices < 2)) {
     std::cerr << "possync-bench: --devices must be at least 2\n";
     return 2;
   }
@@ -1255,7 +1241,7 @@ int main(int argc, char** argv) {
     if (scenario == "coldstart") {
       result["result"] = run_coldstart(c, cold, status);
     } else if (scenario == "floor") {
-      floor.client_threads = c.threads;
+      floor.device_threads = c.threads;
       result["result"] = run_floor(floor);
     } else {
       Cluster cl;
