@@ -326,17 +326,17 @@ json::object run_floor(const FloorCfg& f) {
       }
     };
   };
-  for (unsigned t = 0; t < forwarder_threads; ++t)
+  for (unsigned i = 0; i < forwarder_threads; ++i)
     threads.emplace_back(
-        guarded([&sh, t, forwarder_threads] { forwarder(sh, t, forwarder_threads); }));
-  for (unsigned t = 0; t < device_threads; ++t)
+        guarded([&sh, i, forwarder_threads] { forwarder(sh, i, forwarder_threads); }));
+  for (unsigned i = 0; i < device_threads; ++i)
     threads.emplace_back(
-        guarded([&sh, &stats, t, device_threads] { devices(sh, t, device_threads, stats[t]); }));
+        guarded([&sh, &stats, i, device_threads] { devices(sh, i, device_threads, stats[i]); }));
   while (now_ns() < sh.measure_start_ns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const CpuTimes before = CpuTimes::now();
   while (now_ns() < sh.send_end_ns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const CpuTimes after = CpuTimes::now();
-  for (auto& t : threads) t.join();
+  for (auto& thread : threads) thread.join();
   if (error) std::rethrow_exception(error);
 
   DeviceStats all;
