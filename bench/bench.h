@@ -207,9 +207,8 @@ class ServerProcess {  // spawn mode
   std::string log_path_;
 };
 
-// ---- fanout traffic
-// ------------------------------------------------------------------------------ R restaurants x D
-// devices sending changes at a fixed total rate (fanout, ramp, floor).
+// ---- fan-out traffic ---------------------------------------------------------------------------
+// R restaurants x D devices sending changes at a fixed total rate (fanout, ramp, floor).
 struct FanoutCfg {
   unsigned restaurants = 10;
   unsigned devices = 5;

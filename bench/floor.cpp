@@ -358,7 +358,7 @@ json::object run_floor(const FloorCfg& f) {
   out["expected_deliveries"] = all.expected;
   out["delivered"] = all.delivered;
   out["delivery_rate"] = static_cast<double>(all.st.deliveries_in_window) / window;
-  out["not_delivered_at_end"] = all.expected - all.delivered;  // the drain ended first: overload
+  out["in_flight_at_end"] = all.expected - all.delivered;  // the drain ended first: overload
   out["acks"] = all.acks;
   out["messages_per_s"] = messages_per_s;  // changes in, deliveries and acks out
   out["latency"] = latency_json(all.st.latency);
