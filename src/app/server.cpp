@@ -16,6 +16,8 @@
 #include "sync/broker.h"
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
+#include "transport/commit_intake.h"
+#include "transport/io_loops.h"
 #include "transport/listener.h"
 #include "transport/rest_api.h"
 
@@ -88,9 +90,10 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   Backpressure backpressure({config.max_queued_changes, config.max_fanout_backlog});
   // Declared next so it is destroyed last but one: sessions (held by the hub and by queued
   // handlers) close their sockets through it.
-  net::io_context ioc(static_cast<int>(threads));
+  IoLoops loops(threads);
+  net::io_context& ioc = loops.context(0);
   Metrics metrics;
-  Hub hub(render_live_change);
+  Hub hub(render_live_change, &loops, &backpressure);
   // A store shared with other processes (PostgreSQL) has a feed of every process's commits: the
   // broker publishes them, and this process's own, in seq order (docs/scaling.md).
   std::unique_ptr<Broker> broker;
@@ -98,18 +101,26 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     broker = std::make_unique<Broker>(db, hub, std::move(feed),
                                       Broker::Options{config.catchup_page, &backpressure});
   }
-  CommitPipeline pipeline(db, {config.commit_batch, config.retain_changes, &metrics, &backpressure},
-                          [&hub, b = broker.get()](std::span<const Outcome> outcomes) {
-                            if (b) {
-                              b->publish_local(outcomes);
-                            } else {
-                              hub.publish(outcomes);
-                            }
-                          });
+  CommitPipeline pipeline(
+      db,
+      {.max_batch = config.commit_batch,
+       .retain_changes = config.retain_changes,
+       .metrics = &metrics,
+       .backpressure = &backpressure,
+       .loops = &loops,
+       .commit_on_caller = db.commits_in_memory()},
+      [&hub, b = broker.get()](std::span<const Outcome> outcomes, LoopTasks& tasks) {
+        if (b) {
+          b->publish_local(outcomes, tasks);
+        } else {
+          hub.publish(outcomes, &tasks);
+        }
+      });
+  CommitIntake intake(pipeline, loops);
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
   Admission admission(config);
-  ServerContext ctx{config,   db,     hub,       pipeline,     metrics,
-                    auth,     hasher, admission, backpressure, {config.max_id_bytes, 64},
+  ServerContext ctx{config,   loops, intake, db,        hub,          pipeline,
+                    metrics,  auth,  hasher, admission, backpressure, {config.max_id_bytes, 64},
                     tls.get()};
   RestApi api(ctx);
 
@@ -119,7 +130,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     spdlog::critical("invalid --host '{}': {}", config.host, ec.message());
     return 2;
   }
-  auto listener = std::make_shared<Listener>(ioc, ctx, api);
+  auto listener = std::make_shared<Listener>(loops, ctx, api);
   auto bound = listener->open({address, config.port});
   if (!bound) {
     spdlog::critical("{}", bound.error().message);
@@ -132,7 +143,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   const auto deadline = std::chrono::steady_clock::now() + config.shutdown_timeout;
   std::function<void()> wait_for_drain = [&] {
     if (hub.connection_count() == 0 || std::chrono::steady_clock::now() >= deadline) {
-      ioc.stop();
+      loops.stop();
       return;
     }
     drain_timer.expires_after(std::chrono::milliseconds(50));
@@ -177,11 +188,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
                threads, db.describe());
   if (on_listening) on_listening(bound->port());
 
-  std::vector<std::thread> pool;
-  for (std::size_t i = 1; i < threads; ++i)
-    pool.push_back(start_named_thread("possync-io", [&ioc] { ioc.run(); }));
-  ioc.run();
-  for (auto& t : pool) t.join();
+  loops.run();
 
   // Every change received before the sockets closed is committed before we exit.
   pipeline.stop();

@@ -114,6 +114,7 @@ class MemoryStore final : public Store {
   }
 
   std::string describe() const override { return "memory"; }
+  bool commits_in_memory() const override { return true; }
 
  private:
   std::shared_mutex mutex_;

@@ -84,6 +84,9 @@ class Store {
   // it at once.
   virtual void when_durable(std::function<void()> done) { done(); }
 
+  // Whether commit() works in memory only and never waits for I/O (MemoryStore): the commit
+  // pipeline then commits on the submitting thread instead of handing over to a writer thread.
+  virtual bool commits_in_memory() const { return false; }
   // Whether the store can be reached now (for readiness checks); by default a read.
   virtual Result<void> ping() {
     auto h = head("");

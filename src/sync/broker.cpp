@@ -24,6 +24,10 @@ Broker::Broker(Store& store, Hub& hub, std::unique_ptr<ChangeFeed> feed, Options
     }
     return head->seq;
   });
+  hub_.set_on_room_created([this](const std::string& restaurant) {
+    mark(restaurant);
+    feed_->interrupt();
+  });
   thread_ = start_named_thread("possync-broker", [this] { run(); });
 }
 
@@ -40,7 +44,7 @@ void Broker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Broker::publish_local(std::span<const Outcome> outcomes) {
+void Broker::publish_local(std::span<const Outcome> outcomes, LoopTasks* tasks) {
   // One commit's applied outcomes, by restaurant (each restaurant's in ascending seq order).
   std::map<std::string_view, std::vector<Outcome>> by_restaurant;
   for (const auto& o : outcomes) {
@@ -52,7 +56,7 @@ void Broker::publish_local(std::span<const Outcome> outcomes) {
   {
     std::lock_guard lock(publish_mutex_);
     for (const auto& [restaurant, list] : by_restaurant) {
-      const auto published = hub_.publish_in_order(restaurant, list);
+      const auto published = hub_.publish_in_order(restaurant, list, 0, tasks);
       if (published && *published < list.back().entry->seq) {
         std::lock_guard marks(mutex_);
         marked_.emplace(restaurant);

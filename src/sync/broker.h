@@ -12,8 +12,10 @@
 //   costs nothing.
 // - When the feed reconnects (notices may have been lost), every room is caught up.
 // - A new room starts at the restaurant's head (Hub::set_room_start), so it publishes only what
-//   is committed after it was created. A room created while the store was unreachable gets its
-//   start at its first catch-up (at the latest when the feed reconnects).
+//   is committed after it was created; the restaurant is then caught up once (Hub::
+//   set_on_room_created), so that a commit between that read and the room's creation, whose
+//   notice found no room, is not left behind. A room created while the store was unreachable gets
+//   its start at its first catch-up (at the latest when the feed reconnects).
 //
 // Publishing is serialized per Broker (one mutex), so the Hub sees one restaurant's changes in
 // order. Catch-up reads run on the broker's own thread, never on the commit pipeline's writer.
@@ -51,8 +53,12 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // The commit pipeline's hook: this node's outcomes of one commit, in seq order.
-  void publish_local(std::span<const Outcome> outcomes);
+  // The commit pipeline's hook: this node's outcomes of one commit, in seq order; deliveries join
+  // `tasks` if given.
+  void publish_local(std::span<const Outcome> outcomes, LoopTasks* tasks = nullptr);
+  void publish_local(std::span<const Outcome> outcomes, LoopTasks& tasks) {
+    publish_local(outcomes, &tasks);
+  }
 
   // Stops the thread. Idempotent.
   void stop();

@@ -7,9 +7,15 @@
 // in seq order, then each request's completion runs (acks, REST responses). Nothing is
 // acknowledged or forwarded before its transaction is durable.
 //
-// Thread-safety: submit() and stop() may be called from any thread. Hooks and completions run one
-// batch at a time, in commit order, on the writer thread or the store's sync thread, and must not
-// block (post work to the owner's executor instead).
+// Completions go to the loop (sync/loops.h) each request came from: the hook and the completions
+// of one batch add their work to one LoopTasks, handed over with one wake-up per loop. A store
+// that commits in memory (Options::commit_on_caller) needs no writer thread: the submitting
+// thread commits under the pipeline's lock and publishes at once (run to completion).
+//
+// Thread-safety: submit() and stop() may be called from any thread. The hook runs one batch at a
+// time, in commit order, on the writer thread, the store's sync thread or (commit_on_caller) the
+// submitting thread, and must not block; completions run on their loops (without Loops: where the
+// hook runs).
 #pragma once
 
 #include <chrono>
@@ -25,13 +31,15 @@
 #include "model/change.h"
 #include "store/store.h"
 #include "sync/backpressure.h"
+#include "sync/loops.h"
 
 namespace possync {
 
 class CommitPipeline {
  public:
   using Completion = std::function<void(const Outcome&)>;
-  using CommittedHook = std::function<void(std::span<const Outcome>)>;
+  // Publishes one durable batch; work for the loops joins `tasks`.
+  using CommittedHook = std::function<void(std::span<const Outcome>, LoopTasks& tasks)>;
 
   struct Options {
     std::size_t max_batch = 1024;
@@ -39,6 +47,18 @@ class CommitPipeline {
     Metrics* metrics = nullptr;  // optional
     // Optional: counts every queued change until its completion has run.
     Backpressure* backpressure = nullptr;
+    // Optional: where completions run (the loop given with each request).
+    Loops* loops = nullptr;
+    // The store commits in memory and never waits for I/O (MemoryStore): commit on the
+    // submitting thread instead of a writer thread.
+    bool commit_on_caller = false;
+  };
+
+  // A request, what to call with its outcome, and the loop to call it on.
+  struct Submission {
+    ChangeRequest request;
+    Completion done;
+    std::size_t loop = 0;
   };
 
   CommitPipeline(Store& store, Options options, CommittedHook on_committed);
@@ -48,7 +68,11 @@ class CommitPipeline {
 
   // Queues one request. Returns false (and does not call `done`) once stop_intake() or stop()
   // has been called.
-  bool submit(ChangeRequest request, Completion done);
+  bool submit(ChangeRequest request, Completion done, std::size_t loop = 0);
+  // Queues several requests, in order, with one hand-over to the writer; `batch` is emptied.
+  // Returns false (taking none of them, `batch` untouched) once stop_intake() or stop() has been
+  // called.
+  bool submit(std::vector<Submission>& batch);
 
   // Calls `done` (where completions run) once everything submitted before this call has been
   // committed and its completions have run (at once if the pipeline is stopping).
@@ -64,13 +88,18 @@ class CommitPipeline {
   struct Pending {
     ChangeRequest request;
     Completion done;
+    std::size_t loop = 0;
     std::function<void()> barrier;  // set for a flush() marker, which carries no request
   };
+  struct Done {
+    Completion done;
+    std::size_t loop = 0;
+  };
   void run();
-  void commit_batch(std::vector<Pending>& batch);
+  void commit_batch(std::span<Pending> batch);
   // Metrics, the on_committed hook, completions and back-pressure accounting of one durable batch.
   void publish(std::chrono::steady_clock::time_point started, bool failed,
-               std::span<const Outcome> outcomes, std::span<const Completion> completions);
+               std::shared_ptr<const std::vector<Outcome>> outcomes, std::vector<Done> completions);
 
   Store& store_;
   Options options_;
@@ -80,6 +109,7 @@ class CommitPipeline {
   std::deque<Pending> queue_;
   bool stopping_ = false;
   bool intake_closed_ = false;
+  std::mutex caller_commit_mutex_;  // commit_on_caller: one committing thread at a time
   std::thread writer_;
 };
 

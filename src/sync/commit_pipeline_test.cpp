@@ -165,7 +165,7 @@ struct Recorder {
   std::vector<std::string> completed_before_hook;
 
   CommitPipeline::CommittedHook hook() {
-    return [this](std::span<const Outcome> outcomes) {
+    return [this](std::span<const Outcome> outcomes, LoopTasks&) {
       std::lock_guard lock(mutex);
       for (const auto& o : outcomes) {
         hooked.push_back(o);

@@ -17,7 +17,8 @@ std::uint64_t Room::published_seq() const {
   return published_seq_;
 }
 
-Hub::Hub(Renderer render_live_change) : render_(std::move(render_live_change)) {}
+Hub::Hub(Renderer render_live_change, Loops* loops, Backpressure* backpressure)
+    : render_(std::move(render_live_change)), loops_(loops), backpressure_(backpressure) {}
 
 Hub::Membership Hub::join(const std::string& restaurant, std::shared_ptr<Subscriber> s) {
   std::optional<std::uint64_t> start;
@@ -31,7 +32,8 @@ Hub::Membership Hub::join(const std::string& restaurant, std::shared_ptr<Subscri
     lock.lock();
   }
   auto& room = rooms_[restaurant];
-  if (!room) {
+  const bool created = !room;
+  if (created) {
     room = std::make_shared<Room>();
     room->published_seq_ = start.value_or(0);
     room->start_known_ = !asked || start.has_value();
@@ -43,6 +45,8 @@ Hub::Membership Hub::join(const std::string& restaurant, std::shared_ptr<Subscri
     m.published_seq = room->published_seq_;
   }
   ++connections_;
+  lock.unlock();
+  if (created && on_room_created_) on_room_created_(restaurant);
   return m;
 }
 
@@ -77,7 +81,29 @@ std::shared_ptr<Room> Hub::find_room(std::string_view restaurant) const {
   return it == rooms_.end() ? nullptr : it->second;
 }
 
-void Hub::publish(std::span<const Outcome> outcomes) {
+void Hub::deliver(std::shared_ptr<const DeliveryBatch> batch,
+                  const std::vector<std::shared_ptr<Subscriber>>& targets, LoopTasks& tasks) const {
+  if (targets.empty()) return;
+  std::size_t bytes = 0;
+  for (const Delivery& d : *batch) bytes += d.payload.size();
+  // The subscribers of each loop, in room order; most rooms have all theirs on few loops.
+  const std::size_t loop_count = loops_ ? loops_->count() : 1;
+  std::vector<std::vector<std::shared_ptr<Subscriber>>> by_loop(loop_count);
+  for (const auto& t : targets) by_loop[loops_ ? t->loop() : 0].push_back(t);
+  for (std::size_t loop = 0; loop < loop_count; ++loop) {
+    if (by_loop[loop].empty()) continue;
+    // Tasks are copyable (std::function): the move-only charge is shared.
+    std::shared_ptr<Backpressure::Charge> charge;
+    if (backpressure_) {
+      charge = std::make_shared<Backpressure::Charge>(*backpressure_, bytes * by_loop[loop].size());
+    }
+    tasks.add(loop, [batch, subs = std::move(by_loop[loop]), charge = std::move(charge)] {
+      for (const auto& s : subs) s->deliver(batch);
+    });
+  }
+}
+
+void Hub::publish(std::span<const Outcome> outcomes, LoopTasks* tasks) {
   // One batch per restaurant with a room, in order of first appearance; each in seq order (a
   // commit assigns a restaurant's seqs in ascending order).
   struct Group {
@@ -100,16 +126,17 @@ void Hub::publish(std::span<const Outcome> outcomes) {
     if (it->second == kNoRoom) continue;
     add_delivery(*groups[it->second].batch, outcome);
   }
+  std::optional<LoopTasks> own;
+  if (!tasks) tasks = &own.emplace(loops_);
   for (auto& group : groups) {
     const auto targets = group.room->advance(group.batch->back().seq);
-    std::shared_ptr<const DeliveryBatch> batch = std::move(group.batch);
-    for (const auto& t : targets) t->deliver(batch);
+    deliver(std::move(group.batch), targets, *tasks);
   }
 }
 
 std::optional<std::uint64_t> Hub::publish_in_order(std::string_view restaurant,
                                                    std::span<const Outcome> outcomes,
-                                                   std::uint64_t lost_up_to) {
+                                                   std::uint64_t lost_up_to, LoopTasks* tasks) {
   auto room = find_room(restaurant);
   if (!room) return std::nullopt;
   std::uint64_t published = 0;
@@ -129,8 +156,9 @@ std::optional<std::uint64_t> Hub::publish_in_order(std::string_view restaurant,
   }
   const auto targets = room->advance(published);
   if (!batch->empty()) {
-    std::shared_ptr<const DeliveryBatch> shared = std::move(batch);
-    for (const auto& t : targets) t->deliver(shared);
+    std::optional<LoopTasks> own;
+    if (!tasks) tasks = &own.emplace(loops_);
+    deliver(std::move(batch), targets, *tasks);
   }
   return published;
 }

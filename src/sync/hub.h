@@ -13,6 +13,11 @@
 // pipeline publishes durable batches (its writer thread, or SqliteStore's sync thread), in seq
 // order.
 //
+// Deliveries reach each subscriber on its own loop (sync/loops.h): a publish hands every loop one
+// task per room for all of that room's subscribers there, so a commit costs one wake-up per loop,
+// not one per connection. Without Loops (unit tests) subscribers are called on the publishing
+// thread.
+//
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
@@ -28,6 +33,8 @@
 #include <vector>
 
 #include "model/change.h"
+#include "sync/backpressure.h"
+#include "sync/loops.h"
 
 namespace possync {
 
@@ -56,9 +63,10 @@ struct DeviceStatus {
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  // Thread-safe; must not block (the caller publishes durable batches: the commit pipeline's
-  // writer, or SqliteStore's sync thread). Batches of a room arrive in seq order; all deliveries
-  // of one batch are handled together (one post).
+  // The loop (sync/loops.h) the subscriber lives on; fixed for its life.
+  virtual std::size_t loop() const { return 0; }
+  // Called on the subscriber's loop (without Loops: on the publishing thread); must not block.
+  // Batches of a room arrive in seq order.
   virtual void deliver(std::shared_ptr<const DeliveryBatch> batch) = 0;
   // Thread-safe snapshot of the connection's device, user and times.
   virtual DeviceStatus status() const = 0;
@@ -92,7 +100,10 @@ class Room {
 class Hub {
  public:
   using Renderer = std::function<std::string(const LogEntry&)>;
-  explicit Hub(Renderer render_live_change);
+  // `loops`: where subscribers live (null: call them on the publishing thread). `backpressure`
+  // (optional): every delivery holds a Charge of its bytes until its loop has handed it over.
+  explicit Hub(Renderer render_live_change, Loops* loops = nullptr,
+               Backpressure* backpressure = nullptr);
 
   // For a cluster (sync/broker.h): where a new room starts, i.e. the restaurant's last committed
   // seq, called (outside any lock) before a room is created; nullopt if it cannot be read (the room
@@ -101,6 +112,11 @@ class Hub {
   // Set before the first join().
   using RoomStart = std::function<std::optional<std::uint64_t>(const std::string& restaurant)>;
   void set_room_start(RoomStart room_start) { room_start_ = std::move(room_start); }
+  // For a cluster: called (outside any lock) after a room was created by join(). Set before the
+  // first join().
+  void set_on_room_created(std::function<void(const std::string& restaurant)> hook) {
+    on_room_created_ = std::move(hook);
+  }
 
   // The room joined and the highest seq it had published at that moment: everything published
   // later reaches the subscriber.
@@ -112,7 +128,8 @@ class Hub {
   void leave(const std::string& restaurant, const Subscriber* s);
 
   // Fans out the applied outcomes of one commit (called by the commit pipeline, in seq order).
-  void publish(std::span<const Outcome> outcomes);
+  // The deliveries join `tasks` if given (handed over by its owner), else go out at once.
+  void publish(std::span<const Outcome> outcomes, LoopTasks* tasks = nullptr);
 
   // For a cluster (sync/broker.h), where commits of other processes interleave: publishes the
   // applied outcomes of one restaurant (ascending seqs) only where they continue what its room has
@@ -123,7 +140,8 @@ class Hub {
   // to it can no longer be read (pruned) and count as published.
   std::optional<std::uint64_t> publish_in_order(std::string_view restaurant,
                                                 std::span<const Outcome> outcomes,
-                                                std::uint64_t lost_up_to = 0);
+                                                std::uint64_t lost_up_to = 0,
+                                                LoopTasks* tasks = nullptr);
   // The room's published seq, nullopt if the restaurant has no room.
   std::optional<std::uint64_t> published_seq(std::string_view restaurant) const;
   // Whether the restaurant's room has no start yet (its RoomStart could not be read).
@@ -150,11 +168,17 @@ class Hub {
  private:
   // Appends the rendered delivery of an applied outcome.
   void add_delivery(DeliveryBatch& batch, const Outcome& outcome) const;
+  // Hands `batch` to `targets`: one task per loop.
+  void deliver(std::shared_ptr<const DeliveryBatch> batch,
+               const std::vector<std::shared_ptr<Subscriber>>& targets, LoopTasks& tasks) const;
   // The room of a restaurant, null if it has none.
   std::shared_ptr<Room> find_room(std::string_view restaurant) const;
 
   Renderer render_;
+  Loops* loops_;
+  Backpressure* backpressure_;
   RoomStart room_start_;
+  std::function<void(const std::string&)> on_room_created_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Room>, std::less<>> rooms_;
   std::size_t connections_ = 0;

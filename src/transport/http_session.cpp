@@ -11,6 +11,7 @@
 #include "common/ids.h"
 #include "common/time.h"
 #include "transport/request_auth.h"
+#include "transport/ws_handshake.h"
 #include "transport/ws_session.h"
 
 namespace beast = boost::beast;
@@ -25,8 +26,12 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 template <class Stream>
 HttpSession<Stream>::HttpSession(net::ip::tcp::socket&& socket,
                                  std::shared_ptr<net::ssl::context> tls, ServerContext& ctx,
-                                 RestApi& api)
-    : tls_(std::move(tls)), stream_(make_stream(std::move(socket))), ctx_(ctx), api_(api) {
+                                 RestApi& api, std::size_t loop)
+    : tls_(std::move(tls)),
+      stream_(make_stream(std::move(socket))),
+      ctx_(ctx),
+      api_(api),
+      loop_(loop) {
   beast::error_code ec;
   peer_address_ = socket_().remote_endpoint(ec).address().to_string();
 }
@@ -226,10 +231,33 @@ void HttpSession<Stream>::upgrade(Request req) {
     spdlog::warn("unauthenticated connection restaurant={} device={} (--auth off)",
                  origin.restaurant_id, origin.device_id);
   }
-  auto subprotocol = selected_subprotocol(req);
-  std::make_shared<WsSession<Stream>>(std::move(stream_), std::move(tls_), ctx_, std::move(origin),
-                                      std::move(*caller), std::move(admitted), since)
-      ->run(std::move(req), std::move(subprotocol));
+  auto accept = check_websocket_request(req);
+  if (!accept) {
+    if (accept.error().code == "unsupported_version") {
+      auto res = api_.error(req, http::status::upgrade_required,
+                            {errc::kBadRequest, accept.error().message});
+      res.set(http::field::sec_websocket_version, "13");
+      return answer(std::move(res));
+    }
+    return fail(http::status::bad_request, accept.error());
+  }
+  auto response = render_switching_protocols(*accept, selected_subprotocol(req));
+  // Bytes the client sent after the request (its first frames) were read with it.
+  std::string early(static_cast<const char*>(buffer_.cdata().data()), buffer_.size());
+  buffer_.clear();
+  std::make_shared<WsSession<Stream>>(ws_next_layer(), std::move(tls_), ctx_, loop_,
+                                      std::move(origin), std::move(*caller), std::move(admitted),
+                                      since)
+      ->run(std::move(response), std::move(early));
+}
+
+template <class Stream>
+WsNextLayer<Stream> HttpSession<Stream>::ws_next_layer() {
+  if constexpr (kIsTls<Stream>) {
+    return std::move(stream_);
+  } else {
+    return stream_.release_socket();  // also cancels the HTTP session's timeout
+  }
 }
 
 template <class Stream>

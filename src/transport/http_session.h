@@ -1,6 +1,7 @@
 // HttpSession: one HTTP/1.1 connection. Reads requests (bounded header and body, a timeout per
 // request), hands REST requests to RestApi, and turns a WebSocket upgrade on `/` or `/ws` with
-// valid `restaurant_id` and `device_id` query parameters into a WsSession. Runs on its strand.
+// valid `restaurant_id` and `device_id` query parameters into a WsSession. Runs on its loop's
+// thread (transport/io_loops.h).
 #pragma once
 
 #include <boost/beast/core.hpp>
@@ -23,7 +24,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   // `tls`: the TLS context of this connection (null for PlainStream); kept alive by the session.
   HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<boost::asio::ssl::context> tls,
-              ServerContext& ctx, RestApi& api);
+              ServerContext& ctx, RestApi& api, std::size_t loop);
   void run();
 
  private:
@@ -42,6 +43,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void too_many(const Request& req, const Error& e, std::chrono::seconds retry_after, bool close);
 
   Stream make_stream(boost::asio::ip::tcp::socket&& socket);
+  // What the WebSocket session takes over: the TCP socket (ws://) or the TLS stream (wss://).
+  WsNextLayer<Stream> ws_next_layer();
   boost::asio::ip::tcp::socket& socket_() {
     return boost::beast::get_lowest_layer(stream_).socket();
   }
@@ -51,6 +54,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   boost::beast::flat_buffer buffer_;
   ServerContext& ctx_;
   RestApi& api_;
+  std::size_t loop_;  // the loop (transport/io_loops.h) the connection runs on
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<Response> pending_;
   std::string peer_address_;

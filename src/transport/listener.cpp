@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "transport/http_session.h"
 
@@ -12,11 +11,11 @@ using tcp = net::ip::tcp;
 
 namespace possync {
 
-Listener::Listener(net::io_context& ioc, ServerContext& ctx, RestApi& api)
-    : ioc_(ioc),
+Listener::Listener(IoLoops& loops, ServerContext& ctx, RestApi& api)
+    : loops_(loops),
       ctx_(ctx),
       api_(api),
-      acceptor_(net::make_strand(ioc)),
+      acceptor_(loops.context(0)),
       backoff_(acceptor_.get_executor()) {}
 
 Result<tcp::endpoint> Listener::open(const tcp::endpoint& endpoint) {
@@ -52,29 +51,35 @@ void Listener::stop() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](
-                                                     boost::system::error_code ec,
-                                                     tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
-    if (ec) {
-      // Out of file descriptors and the like: keep serving the connections we have and
-      // try again shortly instead of spinning.
-      spdlog::warn("accept failed: {}", ec.message());
-      self->backoff_.expires_after(std::chrono::milliseconds(100));
-      self->backoff_.async_wait([self](boost::system::error_code) { self->do_accept(); });
-      return;
-    }
-    socket.set_option(tcp::no_delay(true), ec);
-    if (self->ctx_.tls) {
-      std::make_shared<HttpSession<TlsStream>>(std::move(socket), self->ctx_.tls->current(),
-                                               self->ctx_, self->api_)
-          ->run();
-    } else {
-      std::make_shared<HttpSession<PlainStream>>(std::move(socket), nullptr, self->ctx_, self->api_)
-          ->run();
-    }
-    self->do_accept();
-  });
+  const std::size_t loop = loops_.pick();
+  acceptor_.async_accept(
+      loops_.context(loop),
+      [self = shared_from_this(), loop](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+        if (ec) {
+          // Out of file descriptors and the like: keep serving the connections we have and
+          // try again shortly instead of spinning.
+          spdlog::warn("accept failed: {}", ec.message());
+          self->backoff_.expires_after(std::chrono::milliseconds(100));
+          self->backoff_.async_wait([self](boost::system::error_code) { self->do_accept(); });
+          return;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        // The session starts on its own loop's thread.
+        auto executor = socket.get_executor();
+        net::post(executor, [self, loop, socket = std::move(socket)]() mutable {
+          if (self->ctx_.tls) {
+            std::make_shared<HttpSession<TlsStream>>(std::move(socket), self->ctx_.tls->current(),
+                                                     self->ctx_, self->api_, loop)
+                ->run();
+          } else {
+            std::make_shared<HttpSession<PlainStream>>(std::move(socket), nullptr, self->ctx_,
+                                                       self->api_, loop)
+                ->run();
+          }
+        });
+        self->do_accept();
+      });
 }
 
 }  // namespace possync

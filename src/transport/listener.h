@@ -1,5 +1,6 @@
-// Listener: accepts TCP connections on the configured address and starts an HttpSession on a
-// strand of its own for each. stop() closes the acceptor (no new connections).
+// Listener: accepts TCP connections on the configured address (on loop 0) and starts an
+// HttpSession for each on the next loop in turn (transport/io_loops.h). stop() closes the acceptor
+// (no new connections).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -7,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 
+#include "transport/io_loops.h"
 #include "transport/rest_api.h"
 #include "transport/server_context.h"
 
@@ -14,7 +16,7 @@ namespace possync {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(boost::asio::io_context& ioc, ServerContext& ctx, RestApi& api);
+  Listener(IoLoops& loops, ServerContext& ctx, RestApi& api);
   // Binds and listens; returns an Error if the address cannot be used.
   Result<boost::asio::ip::tcp::endpoint> open(const boost::asio::ip::tcp::endpoint& endpoint);
   void start();
@@ -23,7 +25,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
  private:
   void do_accept();
 
-  boost::asio::io_context& ioc_;
+  IoLoops& loops_;
   ServerContext& ctx_;
   RestApi& api_;
   boost::asio::ip::tcp::acceptor acceptor_;

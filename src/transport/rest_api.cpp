@@ -501,12 +501,21 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
   auto pending =
       std::make_shared<std::vector<std::pair<std::size_t, ChangeRequest>>>(std::move(valid));
   auto submit_all = [this, batch, pending, settle] {
+    // One hand-over to the writer for the whole request.
+    std::vector<CommitPipeline::Submission> submissions;
+    std::vector<std::size_t> submitted;
     for (auto& [index, request] : *pending) {
       const std::size_t i = index;
       if (!batch->outcomes[i].error.code.empty()) {
         settle(i, nullptr);  // its secrets could not be hashed
-      } else if (!ctx_.pipeline.submit(std::move(request),
-                                       [settle, i](const Outcome& o) { settle(i, &o); })) {
+        continue;
+      }
+      submissions.push_back(
+          {std::move(request), [settle, i](const Outcome& o) { settle(i, &o); }, 0});
+      submitted.push_back(i);
+    }
+    if (!ctx_.pipeline.submit(submissions)) {
+      for (std::size_t i : submitted) {
         batch->outcomes[i].error = {errc::kShuttingDown, "the server is shutting down; retry"};
         settle(i, nullptr);
       }

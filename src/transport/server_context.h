@@ -19,8 +19,13 @@
 
 namespace possync {
 
+class CommitIntake;
+class IoLoops;
+
 struct ServerContext {
   const Config& config;
+  IoLoops& loops;
+  CommitIntake& intake;  // where sessions submit changes (batched per loop turn)
   Store& store;
   Hub& hub;
   CommitPipeline& pipeline;

@@ -1,19 +1,15 @@
 #include "transport/ws_session.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/ssl.hpp>
 
 #include "common/time.h"
 #include "protocol/close_codes.h"
+#include "transport/commit_intake.h"
 
 namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-namespace http = beast::http;
 namespace net = boost::asio;
 
 namespace possync {
@@ -24,35 +20,35 @@ struct Overloaded : Ts... {
   using Ts::operator()...;
 };
 
-// How long a closing connection may take to deliver its close frame before the socket is cut.
+// How long a closing connection may take to finish the closing handshake before TCP is cut.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 
 // Messages over the rate limit in a row after which the connection is closed (4029).
 constexpr std::uint32_t kMaxRefusedInARow = 50;
 
-template <class Stream>
-WsNextLayer<Stream> ws_next_layer(Stream&& stream) {
-  if constexpr (kIsTls<Stream>) {
-    return std::move(stream);
-  } else {
-    return stream.release_socket();  // also cancels the HTTP session's timeout
-  }
-}
+// Most frames handed to one write (the kernel takes at most IOV_MAX buffers).
+constexpr std::size_t kMaxFramesPerWrite = 128;
+
+// What a TLS connection reads into (a TLS record is at most 16 KiB).
+constexpr std::size_t kTlsReadBytes = 16 * 1024;
 
 bool is_normal_end(const beast::error_code& ec) {
-  return ec == websocket::error::closed || ec == net::error::operation_aborted ||
-         ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout;
+  return ec == net::error::operation_aborted || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+         ec == net::ssl::error::stream_truncated;
 }
 
 }  // namespace
 
 template <class Stream>
-WsSession<Stream>::WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, ServerContext& ctx,
-                             Origin origin, Principal caller, Admitted admitted,
-                             std::optional<std::uint64_t> since)
+WsSession<Stream>::WsSession(WsNextLayer<Stream>&& stream, std::shared_ptr<void> keep_alive,
+                             ServerContext& ctx, std::size_t loop, Origin origin, Principal caller,
+                             Admitted admitted, std::optional<std::uint64_t> since)
     : keep_alive_(std::move(keep_alive)),
-      ws_(ws_next_layer(std::move(stream))),
+      stream_(std::move(stream)),
       ctx_(ctx),
+      loop_(loop),
+      reader_(ctx.config.max_frame_bytes),
       origin_(std::move(origin)),
       caller_(std::move(caller)),
       admitted_(std::move(admitted)),
@@ -61,7 +57,8 @@ WsSession<Stream>::WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, 
       connected_at_ms_(now_ms()),
       last_seen_ms_(connected_at_ms_),
       twins_(ctx.config.twin_window),
-      close_timer_(ws_.get_executor()) {}
+      close_timer_(stream_.get_executor()),
+      ping_timer_(stream_.get_executor()) {}
 
 template <class Stream>
 WsSession<Stream>::~WsSession() = default;
@@ -69,42 +66,177 @@ WsSession<Stream>::~WsSession() = default;
 template <class Stream>
 net::ip::tcp::socket& WsSession<Stream>::socket() {
   if constexpr (kIsTls<Stream>) {
-    return beast::get_lowest_layer(ws_).socket();
+    return beast::get_lowest_layer(stream_).socket();
   } else {
-    return ws_.next_layer();
+    return stream_;
   }
 }
 
 template <class Stream>
-void WsSession<Stream>::run(Request req, std::string subprotocol) {
-  if constexpr (kIsTls<Stream>) beast::get_lowest_layer(ws_).expires_never();
-  ws_.set_option(websocket::stream_base::timeout{ctx_.config.handshake_timeout,
-                                                 ctx_.config.idle_timeout, true});
-  ws_.set_option(websocket::stream_base::decorator(
-      [subprotocol = std::move(subprotocol)](websocket::response_type& res) {
-        res.set(http::field::server, "possync");
-        if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
-      }));
-  ws_.read_message_max(ctx_.config.max_frame_bytes);
-  ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
-}
-
-template <class Stream>
-void WsSession<Stream>::on_accept(beast::error_code ec) {
-  if (ec) {
-    spdlog::info("websocket handshake failed restaurant={} device={}: {}", origin_.restaurant_id,
-                 origin_.device_id, ec.message());
-    return;
-  }
+void WsSession<Stream>::run(std::string response, std::string early) {
+  if constexpr (kIsTls<Stream>) beast::get_lowest_layer(stream_).expires_never();
+  beast::error_code ec;
+  socket().non_blocking(true, ec);
+  // Joined before the 101 goes out: whatever is published from now on is queued behind it, so
+  // a change committed after the device saw the connection open is never missed.
   auto membership = ctx_.hub.join(origin_.restaurant_id, this->shared_from_this());
   joined_ = true;
   room_ = std::move(membership.room);
   last_sent_ = membership.published_seq;
+  enqueue(ws::Opcode::text, std::make_shared<const std::string>(std::move(response)), {}, true);
   spdlog::info("device connected restaurant={} device={} remote={}", origin_.restaurant_id,
                origin_.device_id, socket().remote_endpoint(ec).address().to_string());
   arm_token_expiry();
+  arm_ping_timer();
   if (initial_since_) start_catchup(*initial_since_);
-  do_read();
+  if (!early.empty()) {
+    consume(std::span<char>(early.data(), early.size()));
+    if (reading_ended_) return;
+  }
+  read_next();
+}
+
+// ---- reading ----
+
+template <class Stream>
+void WsSession<Stream>::read_next() {
+  if (reading_ended_) return;
+  // While overloaded, the device's socket is left unread: TCP holds its messages back until the
+  // server has caught up (sync/backpressure.h). A closing connection is read on regardless.
+  if (!closing_ && !ctx_.backpressure.open()) {
+    ctx_.backpressure.when_open([weak = this->weak_from_this()] {
+      if (auto self = weak.lock()) {
+        net::post(self->stream_.get_executor(), [self] { self->read_next(); });
+      }
+    });
+    return;
+  }
+  if constexpr (kIsTls<Stream>) {
+    if (!tls_in_) tls_in_ = std::make_unique<char[]>(kTlsReadBytes);
+    stream_.async_read_some(
+        net::buffer(tls_in_.get(), kTlsReadBytes),
+        beast::bind_front_handler(&WsSession::on_tls_read, this->shared_from_this()));
+  } else {
+    socket().async_wait(
+        net::socket_base::wait_read,
+        beast::bind_front_handler(&WsSession::on_readable, this->shared_from_this()));
+  }
+}
+
+template <class Stream>
+void WsSession<Stream>::on_readable(beast::error_code ec) {
+  if (ec) return end_reading(ec);
+  const std::span<char> buffer = ctx_.loops.buffer(loop_);
+  const std::size_t n = socket().read_some(net::buffer(buffer.data(), buffer.size()), ec);
+  if (ec == net::error::would_block) return read_next();
+  if (ec) return end_reading(ec);
+  consume(buffer.first(n));
+  if (reading_ended_) return;
+  if (n < buffer.size()) return read_next();
+  // The buffer was filled: more may be waiting; let the loop's other work run first.
+  net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->on_readable({}); });
+}
+
+template <class Stream>
+void WsSession<Stream>::on_tls_read(beast::error_code ec, std::size_t bytes) {
+  if (ec) return end_reading(ec);
+  consume(std::span<char>(tls_in_.get(), bytes));
+  read_next();
+}
+
+template <class Stream>
+void WsSession<Stream>::consume(std::span<char> bytes) {
+  activity_ = true;
+  ping_outstanding_ = false;
+  reader_.feed(bytes);
+  while (auto event = reader_.next()) {
+    switch (event->kind) {
+      case ws::Event::Kind::message:
+        if (!closing_) on_message(event->payload, event->text);
+        break;
+      case ws::Event::Kind::ping:
+        if (!closing_) {
+          enqueue(ws::Opcode::pong, std::make_shared<const std::string>(event->payload), {});
+        }
+        break;
+      case ws::Event::Kind::pong:
+        break;
+      case ws::Event::Kind::close:
+        peer_closed_ = true;
+        if (!closing_) {
+          // Echo the peer's code (none if it sent none), then close TCP once that is written.
+          const std::uint16_t code = event->code == ws::kCloseNoStatus ? 0 : event->code;
+          close_with(code, "", true);
+        } else if (close_sent_) {
+          finish_close();
+        }
+        break;
+      case ws::Event::Kind::error:
+        if (event->code == ws::kCloseTooBig) {
+          ctx_.metrics.count_error("message_too_big");
+          spdlog::warn("closing restaurant={} device={}: message over {} bytes (1009)",
+                       origin_.restaurant_id, origin_.device_id, ctx_.config.max_frame_bytes);
+        } else {
+          ctx_.metrics.count_error("protocol_error");
+          spdlog::info("closing restaurant={} device={}: {} ({})", origin_.restaurant_id,
+                       origin_.device_id, event->reason, event->code);
+        }
+        close_with(event->code, std::string(event->reason), true);
+        break;
+    }
+    if (socket_closed_) return;
+  }
+}
+
+template <class Stream>
+void WsSession<Stream>::on_message(std::string_view payload, bool text) {
+  ctx_.metrics.ws_messages_received.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(status_mutex_);
+    last_seen_ms_ = now_ms();
+  }
+  const bool within_budget = limiter_.admit(payload.size());
+  if (text) {
+    handle_text(payload, within_budget);
+  } else if (!within_budget) {
+    refuse_over_budget({});
+  } else {
+    send(render_error({errc::kInvalidMessage, "binary frames are not supported; send JSON text"}));
+  }
+}
+
+template <class Stream>
+void WsSession<Stream>::end_reading(beast::error_code ec) {
+  if (reading_ended_) return;
+  reading_ended_ = true;
+  peer_closed_ = true;
+  if (!is_normal_end(ec) && !socket_closed_) {
+    spdlog::info("read failed restaurant={} device={}: {}", origin_.restaurant_id,
+                 origin_.device_id, ec.message());
+  }
+  // The peer is gone (or closed its side): nothing more will be written either.
+  close_socket();
+}
+
+template <class Stream>
+void WsSession<Stream>::arm_ping_timer() {
+  ping_timer_.expires_after(ctx_.config.idle_timeout / 2);
+  ping_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->socket_closed_) return;
+    if (self->activity_) {
+      self->activity_ = false;
+    } else if (self->ping_outstanding_) {
+      spdlog::info("closing restaurant={} device={}: no traffic for {} s",
+                   self->origin_.restaurant_id, self->origin_.device_id,
+                   self->ctx_.config.idle_timeout.count());
+      return self->close_socket();
+    } else if (!self->closing_) {
+      self->ping_outstanding_ = true;
+      self->enqueue(ws::Opcode::ping, std::make_shared<const std::string>(), {});
+    }
+    self->arm_ping_timer();
+  });
 }
 
 template <class Stream>
@@ -118,8 +250,7 @@ void WsSession<Stream>::arm_token_expiry() {
     spdlog::info("token expired restaurant={} device={}", self->origin_.restaurant_id,
                  self->origin_.device_id);
     self->send_error({auth_errc::kTokenExpired, "the token has expired; reconnect with a new one"});
-    self->close_with(static_cast<websocket::close_code>(kCloseTokenExpired), "token expired",
-                     false);
+    self->close_with(kCloseTokenExpired, "token expired", false);
   });
 }
 
@@ -141,81 +272,13 @@ void WsSession<Stream>::handle_auth(const AuthMsg& msg) {
 }
 
 template <class Stream>
-void WsSession<Stream>::do_read() {
-  // A pending async_read would size buffer_ for a whole frame before any byte arrives; reading
-  // one byte first leaves an idle connection with no read buffer. Pings, pongs and close frames
-  // are still handled by the WebSocket stream while this waits.
-  ws_.async_read_some(
-      net::mutable_buffer(&first_byte_, 1),
-      beast::bind_front_handler(&WsSession::on_message_begun, this->shared_from_this()));
-}
-
-template <class Stream>
-void WsSession<Stream>::on_message_begun(beast::error_code ec, std::size_t bytes) {
-  if (ec) return on_read(ec, 0);
-  buffer_.commit(net::buffer_copy(buffer_.prepare(bytes), net::buffer(&first_byte_, bytes)));
-  if (ws_.is_message_done()) return on_read(ec, bytes);
-  ws_.async_read(buffer_,
-                 [self = this->shared_from_this(), bytes](beast::error_code ec, std::size_t rest) {
-                   self->on_read(ec, bytes + rest);
-                 });
-}
-
-template <class Stream>
-void WsSession<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
-  if (ec) {
-    if (ec == websocket::error::message_too_big) {
-      ctx_.metrics.count_error("message_too_big");
-      spdlog::warn("closing restaurant={} device={}: message over {} bytes (1009)",
-                   origin_.restaurant_id, origin_.device_id, ctx_.config.max_frame_bytes);
-    } else if (!is_normal_end(ec)) {
-      spdlog::info("read failed restaurant={} device={}: {}", origin_.restaurant_id,
-                   origin_.device_id, ec.message());
-    }
-    leave_room();
-    return;
-  }
-  ctx_.metrics.ws_messages_received.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(status_mutex_);
-    last_seen_ms_ = now_ms();
-  }
-  const bool within_budget = limiter_.admit(bytes);
-  if (!closing_) {
-    if (ws_.got_text()) {
-      const auto data = buffer_.cdata();
-      handle_text({static_cast<const char*>(data.data()), data.size()}, within_budget);
-    } else if (!within_budget) {
-      refuse_over_budget({});
-    } else {
-      send(
-          render_error({errc::kInvalidMessage, "binary frames are not supported; send JSON text"}));
-    }
-  }
-  buffer_.clear();
-  buffer_.shrink_to_fit();  // release the message's memory: idle connections keep none
-  read_next();
-}
-
-template <class Stream>
-void WsSession<Stream>::read_next() {
-  if (ctx_.backpressure.open()) return do_read();
-  // The device's socket is left unread: TCP holds its messages back until the server caught up.
-  ctx_.backpressure.when_open([weak = this->weak_from_this()] {
-    if (auto self = weak.lock()) {
-      net::post(self->ws_.get_executor(), [self] { self->read_next(); });
-    }
-  });
-}
-
-template <class Stream>
 void WsSession<Stream>::refuse_over_budget(std::string_view change_id) {
   // Nothing of the message was accepted: the device may send it again.
   ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
   if (++refused_in_a_row_ >= kMaxRefusedInARow) {
     spdlog::warn("closing restaurant={} device={}: over its rate limit ({} messages refused)",
                  origin_.restaurant_id, origin_.device_id, refused_in_a_row_);
-    close_with(static_cast<websocket::close_code>(kCloseRateLimited), "rate limit exceeded", false);
+    close_with(kCloseRateLimited, "rate limit exceeded", false);
     return;
   }
   send_error({errc::kRateLimited,
@@ -300,7 +363,7 @@ void WsSession<Stream>::handle_change(ChangeMsg msg) {
   }
   if (msg.typed && msg.record_id_from_user_id) {
     twins_.forget();  // only the very next change can be a twin
-    deferred_ = std::make_unique<Deferred>(std::move(msg), ws_.get_executor());
+    deferred_ = std::make_unique<Deferred>(std::move(msg), stream_.get_executor());
     deferred_->timer.expires_after(ctx_.config.twin_window);
     deferred_->timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       // A wait that had already completed when its user_update was taken must not flush a later
@@ -346,7 +409,7 @@ void WsSession<Stream>::submit(ChangeRequest request) {
   if (!hash) return;
   ctx_.hasher.hash(held_->back().request.change.data, [self = this->shared_from_this(),
                                                        ticket](Result<boost::json::object> hashed) {
-    net::post(self->ws_.get_executor(), [self, ticket, hashed = std::move(hashed)]() mutable {
+    net::post(self->stream_.get_executor(), [self, ticket, hashed = std::move(hashed)]() mutable {
       for (auto& h : *self->held_) {
         if (h.ticket != ticket) continue;
         h.ready = true;
@@ -377,16 +440,10 @@ void WsSession<Stream>::release_held() {
 
 template <class Stream>
 void WsSession<Stream>::commit(ChangeRequest request) {
-  auto self = this->shared_from_this();
-  const std::string change_id = request.change.change_id;
-  const bool queued = ctx_.pipeline.submit(std::move(request), [self](const Outcome& outcome) {
-    net::post(self->ws_.get_executor(),
-              [self, text = render_ack(outcome)]() mutable { self->send(std::move(text)); });
-  });
-  if (!queued) {
-    send_rejected(change_id,
-                  {errc::kShuttingDown, "the server is shutting down; retry on reconnect"});
-  }
+  ctx_.intake.submit(loop_, std::move(request),
+                     [self = this->shared_from_this()](const Outcome& outcome) {
+                       self->send(render_ack(outcome));
+                     });
 }
 
 template <class Stream>
@@ -418,8 +475,7 @@ void WsSession<Stream>::pump_catchup() {
     if (!page) {
       spdlog::error("catch-up read failed restaurant={}: {}", origin_.restaurant_id,
                     page.error().message);
-      close_with(websocket::close_code::try_again_later, "store unavailable; reconnect with since",
-                 false);
+      close_with(kCloseTryAgainLater, "store unavailable; reconnect with since", false);
       return;
     }
     if (catchup_started_) {
@@ -455,27 +511,23 @@ void WsSession<Stream>::pump_catchup() {
 
 template <class Stream>
 void WsSession<Stream>::deliver(std::shared_ptr<const DeliveryBatch> batch) {
-  // Charged until the session has taken it: the fan-out backlog (sync/backpressure.h).
-  std::size_t bytes = 0;
-  for (const Delivery& d : *batch) bytes += d.payload.size();
-  net::post(ws_.get_executor(), [self = this->shared_from_this(), batch = std::move(batch),
-                                 charge = Backpressure::Charge(ctx_.backpressure, bytes)] {
-    for (const Delivery& d : *batch) {
-      if (self->closing_ || self->mode_ != Mode::live) return;
-      if (d.seq <= self->last_sent_) continue;
-      self->last_sent_ = d.seq;
-      if (self->first_live_ == 0) self->first_live_ = d.seq;
-      if (d.origin_device == self->origin_.device_id) continue;
-      // The payload shares ownership of the whole batch: no allocation per recipient.
-      self->send(std::shared_ptr<const std::string>(batch, &d.payload), d.received_at);
-    }
-  });
+  for (const Delivery& d : *batch) {
+    if (closing_ || mode_ != Mode::live) return;
+    if (d.seq <= last_sent_) continue;
+    last_sent_ = d.seq;
+    if (first_live_ == 0) first_live_ = d.seq;
+    if (d.origin_device == origin_.device_id) continue;
+    // The payload shares ownership of the whole batch: no allocation per recipient.
+    send(std::shared_ptr<const std::string>(batch, &d.payload), d.received_at);
+  }
 }
 
 template <class Stream>
 void WsSession<Stream>::notify(std::shared_ptr<const std::string> payload) {
-  net::post(ws_.get_executor(), [self = this->shared_from_this(),
-                                 p = std::move(payload)]() mutable { self->send(std::move(p)); });
+  net::post(stream_.get_executor(),
+            [self = this->shared_from_this(), p = std::move(payload)]() mutable {
+              self->send(std::move(p));
+            });
 }
 
 template <class Stream>
@@ -486,11 +538,13 @@ DeviceStatus WsSession<Stream>::status() const {
 
 template <class Stream>
 void WsSession<Stream>::disconnect(std::uint16_t code, std::string reason) {
-  net::post(ws_.get_executor(),
+  net::post(stream_.get_executor(),
             [self = this->shared_from_this(), code, reason = std::move(reason)] {
-              self->close_with(static_cast<websocket::close_code>(code), reason, false);
+              self->close_with(code, reason, false);
             });
 }
+
+// ---- writing ----
 
 template <class Stream>
 void WsSession<Stream>::send_error(const Error& error, std::string_view change_id) {
@@ -505,97 +559,181 @@ void WsSession<Stream>::send(std::shared_ptr<const std::string> payload, TimePoi
     ctx_.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("slow consumer restaurant={} device={}: send queue over {} bytes, disconnecting",
                  origin_.restaurant_id, origin_.device_id, ctx_.config.max_outbound_bytes);
-    close_with(websocket::close_code::policy_error,
-               "slow consumer: send queue full; reconnect with since", true);
+    close_with(kClosePolicyViolation, "slow consumer: send queue full; reconnect with since", true);
     return;
   }
+  enqueue(ws::Opcode::text, std::move(payload), received_at);
+}
+
+template <class Stream>
+void WsSession<Stream>::enqueue(ws::Opcode opcode, std::shared_ptr<const std::string> payload,
+                                TimePoint received_at, bool raw) {
+  if (socket_closed_) return;
+  Outgoing& out = queue_.emplace_back();
+  out.header_size =
+      raw ? 0 : static_cast<std::uint8_t>(ws::write_header(out.header, opcode, payload->size()));
+  out.opcode = opcode;
+  out.counted = !raw && opcode == ws::Opcode::text;
+  out.received_at = received_at;
   queued_bytes_ += payload->size();
-  queue_.push_back({std::move(payload), received_at});
-  if (!writing_) do_write();
+  out.payload = std::move(payload);
+  schedule_write();
 }
 
 template <class Stream>
-void WsSession<Stream>::set_corked(bool corked) {
-  if (corked_ == corked) return;
-  corked_ = corked;
-  const int on = corked ? 1 : 0;
-  // Best effort: without it every message is simply its own segment.
-  ::setsockopt(socket().native_handle(), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+void WsSession<Stream>::schedule_write() {
+  if (write_scheduled_ || writing_ || socket_closed_) return;
+  write_scheduled_ = true;
+  ctx_.loops.defer(loop_, [self = this->shared_from_this()] {
+    self->write_scheduled_ = false;
+    self->write_queued();
+  });
 }
 
 template <class Stream>
-void WsSession<Stream>::do_write() {
-  // A burst (catch-up pages, several live batches) leaves in full segments, and the device
-  // wakes once for it rather than once per message; a lone message is not held back.
-  if (queue_.size() > 1) set_corked(true);
-  writing_ = true;
-  ws_.text(true);
-  ws_.async_write(net::buffer(*queue_.front().payload),
-                  beast::bind_front_handler(&WsSession::on_write, this->shared_from_this()));
-}
-
-template <class Stream>
-void WsSession<Stream>::on_write(beast::error_code ec, std::size_t) {
-  writing_ = false;
-  const Outgoing& sent = queue_.front();
-  if (!ec) {
-    ctx_.metrics.ws_messages_sent.fetch_add(1, std::memory_order_relaxed);
-    if (sent.received_at != TimePoint{}) {
-      ctx_.metrics.fanout_seconds.observe(Metrics::seconds_since(sent.received_at));
+void WsSession<Stream>::write_queued() {
+  if (writing_ || socket_closed_) return;
+  if (!queue_.empty()) {
+    if constexpr (kIsTls<Stream>) {
+      // One TLS write for the whole burst (the TLS stream would make a record per buffer).
+      std::size_t frames = 0;
+      for (const Outgoing& out : queue_) {
+        if (frames++ == kMaxFramesPerWrite) break;
+        tls_out_.append(reinterpret_cast<const char*>(out.header), out.header_size);
+        tls_out_.append(*out.payload);
+      }
+      writing_ = true;
+      net::async_write(stream_, net::buffer(tls_out_),
+                       [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                         self->writing_ = false;
+                         std::string().swap(self->tls_out_);
+                         if (ec) return self->close_socket();
+                         self->written(n);
+                         self->write_queued();
+                       });
+      return;
+    } else {
+      // Every queued frame, header and shared payload, in one gathering write (more than one
+      // only when the queue holds more frames than a write takes).
+      thread_local std::vector<net::const_buffer> buffers;
+      while (!queue_.empty()) {
+        buffers.clear();
+        std::size_t skip = front_written_;
+        for (const Outgoing& out : queue_) {
+          if (buffers.size() >= 2 * kMaxFramesPerWrite) break;
+          net::const_buffer header(out.header, out.header_size);
+          net::const_buffer body(out.payload->data(), out.payload->size());
+          if (skip >= header.size()) {
+            body += skip - header.size();
+          } else {
+            header += skip;
+            buffers.push_back(header);
+          }
+          skip = 0;
+          if (body.size() > 0) buffers.push_back(body);
+        }
+        beast::error_code ec;
+        const std::size_t n = socket().write_some(buffers, ec);
+        if (ec == net::error::would_block) {
+          // The socket's buffer is full (a slow reader): go on once it takes more. Waiting is
+          // safe only after the kernel said so (the loop's epoll is edge-triggered).
+          writing_ = true;
+          socket().async_wait(
+              net::socket_base::wait_write,
+              beast::bind_front_handler(&WsSession::on_writable, this->shared_from_this()));
+          return;
+        }
+        if (ec) {
+          if (!is_normal_end(ec)) {
+            spdlog::info("write failed restaurant={} device={}: {}", origin_.restaurant_id,
+                         origin_.device_id, ec.message());
+          }
+          return close_socket();
+        }
+        written(n);
+      }
     }
   }
-  queued_bytes_ -= sent.payload->size();
-  queue_.pop_front();
-  if (ec) {
-    closing_ = true;
-    queue_.clear();
-    queued_bytes_ = 0;
-    close_timer_.cancel();
-    return;  // the pending read fails too and ends the session
-  }
-  if (closing_ && !queue_.empty()) return do_write();
-  if (closing_) {
-    set_corked(false);
-    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
-      self->close_timer_.cancel();
-    });
-    return;
-  }
+  if (close_sent_) return finish_close();
   if (mode_ == Mode::catching_up) pump_catchup();
-  if (!queue_.empty() && !writing_) do_write();
-  if (queue_.empty()) set_corked(false);  // sends what the burst left in a partial segment
 }
 
 template <class Stream>
-void WsSession<Stream>::close_with(websocket::close_code code, std::string reason,
-                                   bool discard_queue) {
-  if (closing_) return;
+void WsSession<Stream>::on_writable(beast::error_code ec) {
+  writing_ = false;
+  if (ec) return close_socket();
+  write_queued();
+}
+
+template <class Stream>
+void WsSession<Stream>::written(std::size_t bytes) {
+  while (bytes > 0 && !queue_.empty()) {
+    Outgoing& front = queue_.front();
+    const std::size_t left = front.size() - front_written_;
+    if (bytes < left) {
+      front_written_ += bytes;
+      return;
+    }
+    bytes -= left;
+    front_written_ = 0;
+    if (front.counted) {
+      ctx_.metrics.ws_messages_sent.fetch_add(1, std::memory_order_relaxed);
+      if (front.received_at != TimePoint{}) {
+        ctx_.metrics.fanout_seconds.observe(Metrics::seconds_since(front.received_at));
+      }
+    }
+    if (front.opcode == ws::Opcode::close && front.header_size > 0) close_sent_ = true;
+    queued_bytes_ -= front.payload->size();
+    queue_.pop_front();
+  }
+}
+
+template <class Stream>
+void WsSession<Stream>::close_with(std::uint16_t code, std::string reason, bool discard_queue) {
+  if (closing_ || socket_closed_) return;
   closing_ = true;
-  close_reason_ = websocket::close_reason(code, reason);
-  // Either send what is queued first, or keep only the payload being written.
-  while (discard_queue && queue_.size() > (writing_ ? 1u : 0u)) {
+  // Either send what is queued first, or keep only what has begun to be written.
+  const std::size_t keep = (front_written_ > 0 || writing_) ? 1 : 0;
+  while (discard_queue && queue_.size() > keep) {
     queued_bytes_ -= queue_.back().payload->size();
     queue_.pop_back();
   }
+  enqueue(ws::Opcode::close,
+          std::make_shared<const std::string>(code == 0 ? std::string()
+                                                        : ws::close_payload(code, reason)),
+          {});
   close_timer_.expires_after(kCloseGrace);
-  close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-    if (ec) return;
-    beast::error_code ignored;
-    self->socket().close(ignored);
+  close_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->close_socket();
   });
-  if (!writing_ && !queue_.empty()) {
-    do_write();
-  } else if (!writing_) {
-    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
-      self->close_timer_.cancel();
-    });
-  }
+}
+
+template <class Stream>
+void WsSession<Stream>::finish_close() {
+  // Our close frame is out. Once the peer has closed too (its close frame, or end of stream),
+  // TCP can go without a reset; until then its bytes are read and dropped (close_timer_ bounds
+  // the wait).
+  if (peer_closed_) close_socket();
+}
+
+template <class Stream>
+void WsSession<Stream>::close_socket() {
+  if (socket_closed_) return;
+  socket_closed_ = true;
+  closing_ = true;
+  close_timer_.cancel();
+  ping_timer_.cancel();
+  queue_.clear();
+  queued_bytes_ = 0;
+  beast::error_code ignored;
+  socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+  socket().close(ignored);
+  leave_room();
 }
 
 template <class Stream>
 void WsSession<Stream>::leave_room() {
   flush_deferred();
-  close_timer_.cancel();
   if (!joined_) return;
   joined_ = false;
   ctx_.hub.leave(origin_.restaurant_id, this);

@@ -1,20 +1,34 @@
 // WsSession: one device's WebSocket connection.
 //
-// Everything a session does runs on its strand: reading and decoding messages, submitting changes
-// to the commit pipeline, the catch-up from the Store, and writing. It has one outstanding write
-// and a queue of shared immutable payloads bounded by --max-outbound-bytes; a device that falls
-// further behind is disconnected (close 1008 "slow consumer") and catches up by seq on reconnect.
+// A session lives on one loop (transport/io_loops.h) and everything it does runs on that loop's
+// thread: reading and decoding messages, submitting changes (through the loop's CommitIntake),
+// the catch-up from the Store, and writing. Deliveries and acks reach it from the publishing
+// thread as one task per loop and batch (sync/loops.h).
+//
+// The WebSocket framing is its own (transport/ws_frame.h) on the TCP (or TLS) stream, so that:
+// - a readable socket is read into the loop's shared buffer, and every frame in it is handled
+//   before the next read; an idle connection holds no read buffer;
+// - everything queued during a turn of the loop leaves in one write (writev of the frames'
+//   headers and shared payloads), at the end of the turn;
+// - the closing handshake follows RFC 6455 section 7.1.1: the session sends its close frame, goes
+//   on reading (and discarding) until the peer's close frame or end of stream, and only then
+//   closes TCP, bounded by a grace period; so a close code (1009, 1008, 4029, ...) is never lost
+//   to a reset caused by unread data.
+//
+// The send queue is bounded by --max-outbound-bytes; a device that falls further behind is
+// disconnected (close 1008 "slow consumer") and catches up by seq on reconnect.
 //
 // A session is either live (receives each committed change of its restaurant once, in seq order,
 // except its own device's) or catching up (pages through the Store from its `since`, then hands
-// over to live without gap or duplicate; see Hub).
+// over to live without gap or duplicate; see Hub). It joins its restaurant's room before the
+// 101 response is sent, so every change committed after the device sees the connection open
+// reaches it.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <boost/container/devector.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -24,6 +38,7 @@
 #include "sync/twin_detector.h"
 #include "transport/server_context.h"
 #include "transport/streams.h"
+#include "transport/ws_frame.h"
 
 namespace possync {
 
@@ -31,17 +46,18 @@ namespace possync {
 template <class Stream>
 class WsSession final : public Subscriber, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  using Request = boost::beast::http::request<boost::beast::http::string_body>;
-
-  // `keep_alive` holds what the stream needs for as long as the session lives (its TLS context).
-  WsSession(Stream&& stream, std::shared_ptr<void> keep_alive, ServerContext& ctx, Origin origin,
-            Principal caller, Admitted admitted, std::optional<std::uint64_t> since);
+  // `stream` runs on loop `loop`'s io_context; `keep_alive` holds what the stream needs for as
+  // long as the session lives (its TLS context).
+  WsSession(WsNextLayer<Stream>&& stream, std::shared_ptr<void> keep_alive, ServerContext& ctx,
+            std::size_t loop, Origin origin, Principal caller, Admitted admitted,
+            std::optional<std::uint64_t> since);
   ~WsSession() override;
 
-  // Completes the WebSocket handshake for `req` (answering with `subprotocol` if not empty) and
-  // starts the session.
-  void run(Request req, std::string subprotocol);
+  // Joins the room, answers the upgrade with `response` (the 101) and starts the session.
+  // `early`: bytes the client sent after its upgrade request, read with it.
+  void run(std::string response, std::string early);
 
+  std::size_t loop() const override { return loop_; }
   void deliver(std::shared_ptr<const DeliveryBatch> batch) override;
   DeviceStatus status() const override;
   void disconnect(std::uint16_t code, std::string reason) override;
@@ -50,15 +66,21 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
 
  private:
   enum class Mode { live, catching_up };
+  using TimePoint = std::chrono::steady_clock::time_point;
 
-  void on_accept(boost::beast::error_code ec);
-  // Waits for the next message with a one-byte buffer of the session's own: an idle connection
-  // holds no read buffer. Once a message has begun, on_message_begun reads the rest into buffer_.
-  void do_read();
-  void on_message_begun(boost::beast::error_code ec, std::size_t bytes);
-  // Reads the next message, or waits while the server is overloaded (sync/backpressure.h).
+  // ---- reading ----
+  // Reads what the socket holds, or waits until it is readable (or the server has room again:
+  // sync/backpressure.h).
   void read_next();
-  void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void on_readable(boost::beast::error_code ec);
+  void on_tls_read(boost::beast::error_code ec, std::size_t bytes);
+  // Handles every frame in `bytes`; false once the connection is finished.
+  void consume(std::span<char> bytes);
+  void on_message(std::string_view payload, bool text);
+  void end_reading(boost::beast::error_code ec);
+  void arm_ping_timer();
+
+  // ---- messages ----
   // `within_budget`: the message fit the connection's rate limit (see refuse_over_budget).
   void handle_text(std::string_view text, bool within_budget);
   // Answers a message over the rate limit with `rate_limited`; closes (4029) after many in a row.
@@ -79,31 +101,39 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void start_catchup(std::uint64_t since);
   void pump_catchup();
 
-  using TimePoint = std::chrono::steady_clock::time_point;
-  // Queues a payload; `received_at` (a committed change's receipt time) feeds the fan-out metric.
+  // ---- writing ----
+  // Queues a text message; `received_at` (a committed change's receipt time) feeds the fan-out
+  // metric.
   void send(std::shared_ptr<const std::string> payload, TimePoint received_at = {});
   void send(std::string text) { send(std::make_shared<const std::string>(std::move(text))); }
   void send_error(const Error& error, std::string_view change_id = {});
   // An `ack` with status rejected: the change was not accepted and may be sent again.
   void send_rejected(std::string change_id, Error error);
-  void do_write();
-  void on_write(boost::beast::error_code ec, std::size_t bytes);
+  // Queues a frame (or, with `raw`, bytes as they are: the 101 response).
+  void enqueue(ws::Opcode opcode, std::shared_ptr<const std::string> payload, TimePoint received_at,
+               bool raw = false);
+  // Writes at the end of the loop's turn.
+  void schedule_write();
+  void write_queued();
+  // Takes `bytes` written off the front of the queue.
+  void written(std::size_t bytes);
+  void on_writable(boost::beast::error_code ec);
   // Closes with `code`: after sending what is queued, or dropping it (`discard_queue`).
-  void close_with(boost::beast::websocket::close_code code, std::string reason, bool discard_queue);
-  void set_corked(bool corked);
+  void close_with(std::uint16_t code, std::string reason, bool discard_queue);
+  // The close frame is out (or the peer is gone): close TCP once the peer has closed too.
+  void finish_close();
+  void close_socket();
   void leave_room();
 
-  // The TCP socket under the WebSocket (and TLS) stream.
+  // The TCP socket under the stream.
   boost::asio::ip::tcp::socket& socket();
 
   std::shared_ptr<void> keep_alive_;
-  // Without permessage-deflate support (never offered: it is off by default), which the stream
-  // would otherwise carry per connection.
-  boost::beast::websocket::stream<WsNextLayer<Stream>, false> ws_;
-  // The message being read; empty (no allocation) between messages.
-  boost::beast::flat_buffer buffer_;
-  char first_byte_ = 0;  // where do_read receives the first byte of a message
+  WsNextLayer<Stream> stream_;
   ServerContext& ctx_;
+  const std::size_t loop_;
+  ws::FrameReader reader_;
+  std::unique_ptr<char[]> tls_in_;  // TLS only: what the TLS stream reads into
   Origin origin_;
   Principal caller_;
   Admitted admitted_;
@@ -147,17 +177,31 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   struct Outgoing {
     std::shared_ptr<const std::string> payload;
     TimePoint received_at;
+    std::uint8_t header[ws::kMaxHeaderBytes];
+    std::uint8_t header_size = 0;  // 0: raw bytes (the 101 response)
+    ws::Opcode opcode = ws::Opcode::text;
+    bool counted = false;  // a message for the messages-sent metric
+    std::size_t size() const { return header_size + payload->size(); }
   };
   // devector: no allocation while empty (most connections are idle most of the time).
   boost::container::devector<Outgoing> queue_;
-  std::size_t queued_bytes_ = 0;
-  bool writing_ = false;
-  bool corked_ = false;  // TCP_CORK set while a burst of messages is being written
-  bool closing_ = false;
+  std::size_t queued_bytes_ = 0;   // payload bytes queued (the --max-outbound-bytes bound)
+  std::size_t front_written_ = 0;  // bytes of queue_.front() already written
+  std::string tls_out_;            // TLS only: the frames of the write under way, contiguous
+  bool write_scheduled_ = false;
+  bool writing_ = false;  // waiting for the socket to take more (or a TLS write under way)
+  bool reading_ended_ = false;
+  bool closing_ = false;      // a close frame is queued or sent; nothing else is sent any more
+  bool close_sent_ = false;   // our close frame is written
+  bool peer_closed_ = false;  // the peer's close frame (or end of stream) arrived
+  bool socket_closed_ = false;
   bool joined_ = false;
+  bool activity_ = true;  // bytes arrived since the last ping tick
+  bool ping_outstanding_ = false;
   // Until closing: waits for the token's expiry. Once closing: bounds the close handshake.
   boost::asio::steady_timer close_timer_;
-  boost::beast::websocket::close_reason close_reason_;
+  // Sends a ping after half the idle timeout without traffic, closes after the other half.
+  boost::asio::steady_timer ping_timer_;
 };
 
 }  // namespace possync

@@ -192,7 +192,7 @@ class WebSocketBadInputTest(ServerTestCase):
         over = valid_order("o-2", "too-big", pad="p" * 5000)
         await c.send(over)
         self.assertEqual(await c.wait_closed(), 1009)
-        self.assertEqual(c.close_reason, "")
+        self.assertEqual(c.close_reason, "message too big")
         self.assertIsNone(c.ack_for("too-big"))
         # The server is fine, the other device too; the big change was not stored.
         await other.sync_point()

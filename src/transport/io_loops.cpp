@@ -1,0 +1,94 @@
+#include "transport/io_loops.h"
+
+#include <boost/asio/post.hpp>
+
+#include "common/thread_name.h"
+
+namespace net = boost::asio;
+
+namespace possync {
+namespace {
+// The loop the calling thread runs, if any.
+thread_local std::optional<std::size_t> t_loop;
+}  // namespace
+
+IoLoops::IoLoops(std::size_t count) {
+  loops_.reserve(std::max<std::size_t>(1, count));
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
+    loops_.push_back(std::make_unique<Loop>());
+  }
+}
+
+IoLoops::~IoLoops() = default;
+
+void IoLoops::post(std::size_t loop, std::vector<Task> tasks) {
+  Loop& l = *loops_.at(loop);
+  bool wake = false;
+  {
+    std::lock_guard lock(l.inbox_mutex);
+    if (l.inbox.empty()) {
+      l.inbox = std::move(tasks);
+    } else {
+      l.inbox.insert(l.inbox.end(), std::make_move_iterator(tasks.begin()),
+                     std::make_move_iterator(tasks.end()));
+    }
+    wake = !std::exchange(l.inbox_posted, true);
+  }
+  if (wake) net::post(l.ioc, [this, &l] { run_inbox(l); });
+}
+
+void IoLoops::run_inbox(Loop& loop) {
+  std::vector<Task> tasks;
+  {
+    std::lock_guard lock(loop.inbox_mutex);
+    tasks.swap(loop.inbox);
+    loop.inbox_posted = false;
+  }
+  for (const auto& task : tasks) task();
+}
+
+std::optional<std::size_t> IoLoops::current() const {
+  return t_loop;
+}
+
+std::size_t IoLoops::pick() {
+  return next_.fetch_add(1, std::memory_order_relaxed) % loops_.size();
+}
+
+void IoLoops::defer(std::size_t loop, Task task) {
+  Loop& l = *loops_[loop];
+  l.deferred.push_back(std::move(task));
+  if (l.turn_end_posted) return;
+  l.turn_end_posted = true;
+  // Queued behind the handlers already waiting on this loop: they run first.
+  net::post(l.ioc, [this, &l] { run_deferred(l); });
+}
+
+void IoLoops::run_deferred(Loop& loop) {
+  // Tasks may defer more (a write that completes at once, a flush that submits): run those too.
+  while (!loop.deferred.empty()) {
+    auto tasks = std::exchange(loop.deferred, {});
+    for (auto& task : tasks) task();
+  }
+  loop.turn_end_posted = false;
+}
+
+void IoLoops::run() {
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < loops_.size(); ++i) {
+    threads.push_back(start_named_thread("possync-io", [this, i] {
+      t_loop = i;
+      loops_[i]->ioc.run();
+    }));
+  }
+  t_loop = 0;
+  loops_[0]->ioc.run();
+  t_loop.reset();
+  for (auto& t : threads) t.join();
+}
+
+void IoLoops::stop() {
+  for (auto& l : loops_) l->ioc.stop();
+}
+
+}  // namespace possync

@@ -1,0 +1,76 @@
+// IoLoops: the server's I/O threads, one event loop (io_context) each. A connection is given to
+// one loop when it is accepted and lives on that loop's thread alone, so its handlers need no
+// strand and no lock, and work posted from the loop's own thread costs no wake-up. Other threads
+// (the commit pipeline's writer, SqliteStore's sync thread, the broker) hand work to a loop with
+// Loops::post: one hand-over for everything a published batch brings to that loop.
+//
+// Each loop also offers what its connections share:
+// - a receive buffer: a connection reads into it when its socket is readable and keeps only the
+//   bytes of an unfinished frame, so an idle connection holds no buffer;
+// - end-of-turn work (defer): runs once the handlers already queued on the loop have run, e.g. the
+//   writes of every connection that got something to send, so that each connection's messages of
+//   one turn leave in one system call, and the changes read in one turn go to the writer together.
+//
+// Thread-safety: post() and current() from any thread; context(), buffer() and defer() only on
+// the loop's own thread (context() also before run()).
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "sync/loops.h"
+
+namespace possync {
+
+class IoLoops final : public Loops {
+ public:
+  explicit IoLoops(std::size_t count);
+  ~IoLoops() override;
+  IoLoops(const IoLoops&) = delete;
+  IoLoops& operator=(const IoLoops&) = delete;
+
+  std::size_t count() const override { return loops_.size(); }
+  void post(std::size_t loop, std::vector<Task> tasks) override;
+  std::optional<std::size_t> current() const override;
+
+  boost::asio::io_context& context(std::size_t loop) { return loops_[loop]->ioc; }
+  // The loop a new connection goes to (round robin).
+  std::size_t pick();
+  // The calling loop's receive buffer.
+  std::span<char> buffer(std::size_t loop) { return loops_[loop]->buffer; }
+  // Runs `task` on `loop` (the calling thread's own) at the end of the current turn.
+  void defer(std::size_t loop, Task task);
+
+  // Runs loop 0 on the calling thread and every other loop on a thread of its own (named
+  // possync-io) until stop(); returns once all have stopped.
+  void run();
+  // Stops every loop (pending handlers are not run). Thread-safe.
+  void stop();
+
+ private:
+  struct Loop {
+    Loop() : ioc(1), work(boost::asio::make_work_guard(ioc)) {}
+    boost::asio::io_context ioc;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work;
+    std::vector<char> buffer = std::vector<char>(64 * 1024);
+    std::vector<Task> deferred;
+    bool turn_end_posted = false;
+    // Tasks posted from any thread, run in the order they were posted (io_context alone would
+    // let a loop's posts to itself overtake other threads' earlier ones).
+    std::mutex inbox_mutex;
+    std::vector<Task> inbox;
+    bool inbox_posted = false;
+  };
+  void run_deferred(Loop& loop);
+  void run_inbox(Loop& loop);
+
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::atomic<std::size_t> next_{0};
+};
+
+}  // namespace possync
