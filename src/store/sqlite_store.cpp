@@ -309,12 +309,14 @@ class Checkpointer {
 class Syncer {
  public:
   // `synced(n)` runs on this thread once every commit up to `n` is durable.
+  // `own_thread` false: the writer syncs at the end of each commit (committed()) and callbacks
+  // run there.
   Syncer(std::string wal_path, std::function<void()> before_sync,
-         std::function<void(std::uint64_t)> synced)
+         std::function<void(std::uint64_t)> synced, bool own_thread)
       : wal_path_(std::move(wal_path)),
         before_sync_(std::move(before_sync)),
         synced_(std::move(synced)) {
-    thread_ = start_named_thread("sqlite-sync", [this] { run(); });
+    if (own_thread) thread_ = start_named_thread("sqlite-sync", [this] { run(); });
   }
   ~Syncer() {
     {
@@ -322,7 +324,7 @@ class Syncer {
       stopping_ = true;
     }
     cv_.notify_all();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
     if (fd_ >= 0) ::close(fd_);
   }
   Syncer(const Syncer&) = delete;
@@ -333,23 +335,41 @@ class Syncer {
   std::uint64_t begin_commit() { return begun_.fetch_add(1) + 1; }
   std::uint64_t begun() const { return begun_.load(); }
 
-  // The commit numbered `n` ended (committed or rolled back): it may be synced.
+  // The commit numbered `n` ended (committed or rolled back): it may be synced. Without a thread
+  // of its own, syncs it now and runs the callbacks it made ready.
   void committed(std::uint64_t n) {
     {
       std::lock_guard lock(mutex_);
       committed_ = n;
     }
-    cv_.notify_all();
+    if (thread_.joinable()) {
+      cv_.notify_all();
+      return;
+    }
+    sync();
+    synced_(n);
+    run_ready(n);
   }
 
-  // Runs `done` on this thread once every commit begun before this call is durable, after the
-  // callbacks registered before it.
+  // Runs `done` once every commit begun before this call is durable, after the callbacks
+  // registered before it: on the sync thread, or without one where the commit it waits for ends
+  // (at once if there is none).
   void when_durable(std::function<void()> done) {
     {
       std::lock_guard lock(mutex_);
-      callbacks_.push_back({begun_.load(), std::move(done)});
+      const std::uint64_t after = begun_.load();
+      if (!thread_.joinable() && callbacks_.empty() && after <= durable_) {
+        done = [done = std::move(done)] { done(); };  // runs below, outside the lock
+      } else {
+        callbacks_.push_back({after, std::move(done)});
+        done = nullptr;
+      }
     }
-    cv_.notify_all();
+    if (done) {
+      done();
+    } else {
+      cv_.notify_all();
+    }
   }
 
   // Blocks until the commit numbered `n` and all before it are durable.
@@ -366,6 +386,21 @@ class Syncer {
 
   bool has_ready_callback() const {
     return !callbacks_.empty() && callbacks_.front().after <= durable_;
+  }
+
+  // Without a thread of its own: commits up to `n` are synced; runs what waited for them.
+  void run_ready(std::uint64_t n) {
+    std::vector<std::function<void()>> ready;
+    {
+      std::lock_guard lock(mutex_);
+      durable_ = n;
+      while (has_ready_callback()) {
+        ready.push_back(std::move(callbacks_.front().done));
+        callbacks_.pop_front();
+      }
+    }
+    cv_.notify_all();  // wait_durable()
+    for (auto& done : ready) done();
   }
 
   void run() {
@@ -618,7 +653,7 @@ class SqliteStore final : public Store {
         lock_fd_(lock_fd),
         writer_(options),
         syncer_(options.path + "-wal", options.before_sync,
-                [this](std::uint64_t n) { horizon_.durable(n); }),
+                [this](std::uint64_t n) { horizon_.durable(n); }, options.sync_thread),
         readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
   ~SqliteStore() override {
     if (lock_fd_ >= 0) ::close(lock_fd_);

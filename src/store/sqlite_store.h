@@ -36,7 +36,10 @@ struct SqliteOptions {
   int checkpoint_frames = 256;
   int max_wal_frames = 16000;
   std::chrono::milliseconds max_checkpoint_wait{2000};
-  // Tests only: runs on the sync thread before each fdatasync of the WAL.
+  // Where the WAL is synced: on the writer's thread at the end of each commit (false), or on a
+  // thread of its own while the writer commits the next batch (true).
+  bool sync_thread = false;
+  // Tests only: runs before each fdatasync of the WAL.
   std::function<void()> before_sync;
 };
 

@@ -117,24 +117,37 @@ void WsSession<Stream>::read_next() {
         net::buffer(tls_in_.get(), kTlsReadBytes),
         beast::bind_front_handler(&WsSession::on_tls_read, this->shared_from_this()));
   } else {
-    socket().async_wait(
-        net::socket_base::wait_read,
-        beast::bind_front_handler(&WsSession::on_readable, this->shared_from_this()));
+    // A read into the session's small buffer: most messages fit, and a pending read costs the
+    // loop nothing until data arrives (no re-arming system call per message).
+    socket().async_receive(
+        net::buffer(first_bytes_),
+        beast::bind_front_handler(&WsSession::on_received, this->shared_from_this()));
   }
 }
 
 template <class Stream>
-void WsSession<Stream>::on_readable(beast::error_code ec) {
+void WsSession<Stream>::on_received(beast::error_code ec, std::size_t bytes) {
   if (ec) return end_reading(ec);
+  consume(std::span<char>(first_bytes_.data(), bytes));
+  // A full buffer: the rest of a longer message (or more messages) waits in the socket; read it
+  // into the loop's shared buffer until the socket is drained.
+  std::size_t last = bytes;
   const std::span<char> buffer = ctx_.loops.buffer(loop_);
-  const std::size_t n = socket().read_some(net::buffer(buffer.data(), buffer.size()), ec);
-  if (ec == net::error::would_block) return read_next();
-  if (ec) return end_reading(ec);
-  consume(buffer.first(n));
-  if (reading_ended_) return;
-  if (n < buffer.size()) return read_next();
-  // The buffer was filled: more may be waiting; let the loop's other work run first.
-  net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->on_readable({}); });
+  for (int round = 0; last == first_bytes_.size() || last == buffer.size(); ++round) {
+    if (reading_ended_ || socket_closed_) return;
+    if (round == 16) {
+      // Let the loop's other connections have their turn; go on after them.
+      net::post(stream_.get_executor(),
+                [self = this->shared_from_this()] { self->on_received({}, 0); });
+      return;
+    }
+    last = socket().read_some(net::buffer(buffer.data(), buffer.size()), ec);
+    if (ec == net::error::would_block) break;
+    if (ec) return end_reading(ec);
+    consume(buffer.first(last));
+  }
+  if (reading_ended_ || socket_closed_) return;
+  read_next();
 }
 
 template <class Stream>

@@ -6,8 +6,9 @@
 // thread as one task per loop and batch (sync/loops.h).
 //
 // The WebSocket framing is its own (transport/ws_frame.h) on the TCP (or TLS) stream, so that:
-// - a readable socket is read into the loop's shared buffer, and every frame in it is handled
-//   before the next read; an idle connection holds no read buffer;
+// - a message is read with one system call into a small buffer of the session's (1 KiB; longer
+//   input continues in the loop's shared buffer), and every frame read is handled before the
+//   next read;
 // - everything queued during a turn of the loop leaves in one write (writev of the frames'
 //   headers and shared payloads), at the end of the turn;
 // - the closing handshake follows RFC 6455 section 7.1.1: the session sends its close frame, goes
@@ -28,6 +29,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/container/devector.hpp>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -72,7 +74,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   // Reads what the socket holds, or waits until it is readable (or the server has room again:
   // sync/backpressure.h).
   void read_next();
-  void on_readable(boost::beast::error_code ec);
+  void on_received(boost::beast::error_code ec, std::size_t bytes);
   void on_tls_read(boost::beast::error_code ec, std::size_t bytes);
   // Handles every frame in `bytes`; false once the connection is finished.
   void consume(std::span<char> bytes);
@@ -133,7 +135,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   ServerContext& ctx_;
   const std::size_t loop_;
   ws::FrameReader reader_;
-  std::unique_ptr<char[]> tls_in_;  // TLS only: what the TLS stream reads into
+  std::array<char, 1024> first_bytes_;  // ws:// reads land here first (then the loop's buffer)
+  std::unique_ptr<char[]> tls_in_;      // TLS only: what the TLS stream reads into
   Origin origin_;
   Principal caller_;
   Admitted admitted_;

@@ -1,6 +1,7 @@
 """Malformed and hostile input over WebSocket and REST: clear errors, nothing malformed stored,
 connections that stay usable, limits enforced where data enters."""
 
+import asyncio
 import json
 import socket
 import unittest
@@ -199,6 +200,30 @@ class WebSocketBadInputTest(ServerTestCase):
         self.assertEqual([m["change_id"] for m in other.changes()], ["fits"])
         self.assertEqual([e["change_id"] for e in server.all_changes("R")], ["fits"])
         await other.close()
+
+    @async_test(timeout=120)
+    async def test_every_oversized_message_gets_1009(self):
+        # The server closes with 1009 while most of a 2 MiB frame is still arriving; it must go
+        # on reading until the client's close (RFC 6455 7.1.1), or the unread bytes turn the
+        # close into a reset (1006 at the client).
+        server = self.start_server(store="memory")
+        big = "x" * (2 * 1024 * 1024)
+        codes = []
+        for i in range(50):
+            ws = await websockets.connect(server.ws_url("R", f"big-{i}"), max_size=None,
+                                          open_timeout=WAIT, close_timeout=5)
+            try:
+                await ws.send(big)
+                await asyncio.wait_for(ws.wait_closed(), WAIT)
+            except websockets.ConnectionClosed:
+                pass
+            codes.append(ws.close_code)
+        self.assertEqual(codes, [1009] * 50)
+        # Still serving.
+        c = await server.connect("R", "after")
+        ack = await c.request(valid_order("o-9", "after-big"), lambda m: m.get("type") == "ack")
+        self.assertEqual(ack["status"], "applied")
+        await c.close()
 
     @async_test()
     async def test_base_version_conflict(self):
