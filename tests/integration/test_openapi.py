@@ -967,6 +967,11 @@ class OpenApiResponsesTest(ServerTestCase):
             self.call(server, "GET", ok, token=pos, status=404, code="not_found",
                       request="invalid")
             self.call(server, "GET", base, status=401, code="unauthorized", request=None)
+            # A malformed target: the upgrade is refused as a wrong path, REST as bad_request.
+            self.upgrade(server, f"{base}?x=%zz", token=pos, status=404, code="not_found",
+                         request=None)
+            self.call(server, "GET", f"{base}?x=%zz", token=pos, status=400,
+                      code="bad_request", request=None)
 
     def unrouted(self, server, admin, manager):
         # Preflight on every documented path and on unknown ones; no token needed.
@@ -1169,7 +1174,7 @@ class OpenApiResponsesTest(ServerTestCase):
         ws = self.upgrade(server, "/ws", token=token, status=101, keep=True)  # holds shutdown
         socks = []
         try:
-            for _ in range(2):
+            for _ in range(3):
                 s = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
                 socks.append(s)
                 res = exchange(server.port, build_request("GET", "/api/health",
@@ -1185,9 +1190,9 @@ class OpenApiResponsesTest(ServerTestCase):
                     break
                 self.assertLess(time.monotonic(), deadline, "still accepting after SIGTERM")
                 time.sleep(0.01)
-            for s, path in zip(socks, ("/ws", "/")):
+            for s, path in zip(socks, ("/ws", "/", "/no/such/path")):
                 self.upgrade(server, path, token=token, status=503, code="shutting_down",
-                             sock=s)
+                             sock=s, request="valid" if path != "/no/such/path" else None)
         finally:
             for s in socks:
                 s.close()
