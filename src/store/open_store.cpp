@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
-
 #include "store/memory_store.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
@@ -14,9 +12,7 @@ Result<std::unique_ptr<Store>> open_store(std::string_view uri, std::size_t read
   if (uri == "memory") return make_memory_store();
   constexpr std::string_view kSqlite = "sqlite:";
   if (uri.starts_with(kSqlite) && uri.size() > kSqlite.size()) {
-    SqliteOptions options{std::string(uri.substr(kSqlite.size())), reader_connections};
-    options.sync_thread = std::getenv("POSSYNC_EXPERIMENT_SYNC_THREAD") != nullptr;  // A/B only
-    return open_sqlite_store(options);
+    return open_sqlite_store({std::string(uri.substr(kSqlite.size())), reader_connections});
   }
   if (uri.starts_with("postgres://") || uri.starts_with("postgresql://")) {
     return open_postgres_store({std::string(uri), reader_connections});

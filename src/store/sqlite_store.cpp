@@ -296,35 +296,26 @@ class Checkpointer {
   std::thread thread_;
 };
 
-// Makes commits durable after they return, so that the writer prepares the next batch while the
-// last one is being synced. The writer connection runs with synchronous=NORMAL: SQLite writes a
-// commit's pages to the WAL but does not fsync it. Each commit is numbered before it starts and
-// reported when it ended; this thread fdatasyncs the WAL file once for every commit reported
-// while the previous fdatasync ran (group sync), then runs the callbacks waiting for them, in
-// order. Checkpoints sync the WAL before copying it, and the WAL starts over only after a
-// checkpoint, so every commit this thread has synced survives a crash or power loss.
+// Makes each commit durable at its end, on the writer's thread: the writer connection runs with
+// synchronous=NORMAL (SQLite writes a commit's pages to the WAL but does not fsync it), and
+// committed() fdatasyncs the WAL, then runs the callbacks waiting for the commit, in order.
+// Changes that arrive meanwhile gather in the commit pipeline's queue and form the next group.
+// (A thread of its own that synced while the writer committed the next batch cost more CPU for
+// the same latency: bench/benchmarks-notes.md.) Each commit is numbered before it starts.
+// Checkpoints sync the WAL before copying it, and the WAL starts over only after a checkpoint, so
+// every commit this thread has synced survives a crash or power loss.
 //
 // Nothing is served that a power loss could take back: log reads stop at the DurableHorizon, and
 // snapshots wait (wait_durable) until every commit they may contain is durable.
 class Syncer {
  public:
-  // `synced(n)` runs on this thread once every commit up to `n` is durable.
-  // `own_thread` false: the writer syncs at the end of each commit (committed()) and callbacks
-  // run there.
+  // `synced(n)` runs on the writer's thread once every commit up to `n` is durable.
   Syncer(std::string wal_path, std::function<void()> before_sync,
-         std::function<void(std::uint64_t)> synced, bool own_thread)
+         std::function<void(std::uint64_t)> synced)
       : wal_path_(std::move(wal_path)),
         before_sync_(std::move(before_sync)),
-        synced_(std::move(synced)) {
-    if (own_thread) thread_ = start_named_thread("sqlite-sync", [this] { run(); });
-  }
+        synced_(std::move(synced)) {}
   ~Syncer() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
     if (fd_ >= 0) ::close(fd_);
   }
   Syncer(const Syncer&) = delete;
@@ -335,41 +326,36 @@ class Syncer {
   std::uint64_t begin_commit() { return begun_.fetch_add(1) + 1; }
   std::uint64_t begun() const { return begun_.load(); }
 
-  // The commit numbered `n` ended (committed or rolled back): it may be synced. Without a thread
-  // of its own, syncs it now and runs the callbacks it made ready.
+  // The commit numbered `n` ended (committed or rolled back): syncs it and runs the callbacks
+  // that waited for it. On the writer's thread.
   void committed(std::uint64_t n) {
-    {
-      std::lock_guard lock(mutex_);
-      committed_ = n;
-    }
-    if (thread_.joinable()) {
-      cv_.notify_all();
-      return;
-    }
     sync();
     synced_(n);
-    run_ready(n);
+    std::vector<std::function<void()>> ready;
+    {
+      std::lock_guard lock(mutex_);
+      durable_ = n;
+      while (!callbacks_.empty() && callbacks_.front().after <= durable_) {
+        ready.push_back(std::move(callbacks_.front().done));
+        callbacks_.pop_front();
+      }
+    }
+    cv_.notify_all();  // wait_durable()
+    for (auto& done : ready) done();
   }
 
   // Runs `done` once every commit begun before this call is durable, after the callbacks
-  // registered before it: on the sync thread, or without one where the commit it waits for ends
-  // (at once if there is none).
+  // registered before it: at once if none is under way, else where that commit ends.
   void when_durable(std::function<void()> done) {
     {
       std::lock_guard lock(mutex_);
       const std::uint64_t after = begun_.load();
-      if (!thread_.joinable() && callbacks_.empty() && after <= durable_) {
-        done = [done = std::move(done)] { done(); };  // runs below, outside the lock
-      } else {
+      if (!callbacks_.empty() || after > durable_) {
         callbacks_.push_back({after, std::move(done)});
-        done = nullptr;
+        return;
       }
     }
-    if (done) {
-      done();
-    } else {
-      cv_.notify_all();
-    }
+    done();
   }
 
   // Blocks until the commit numbered `n` and all before it are durable.
@@ -383,50 +369,6 @@ class Syncer {
     std::uint64_t after;  // runs once durable_ >= after
     std::function<void()> done;
   };
-
-  bool has_ready_callback() const {
-    return !callbacks_.empty() && callbacks_.front().after <= durable_;
-  }
-
-  // Without a thread of its own: commits up to `n` are synced; runs what waited for them.
-  void run_ready(std::uint64_t n) {
-    std::vector<std::function<void()>> ready;
-    {
-      std::lock_guard lock(mutex_);
-      durable_ = n;
-      while (has_ready_callback()) {
-        ready.push_back(std::move(callbacks_.front().done));
-        callbacks_.pop_front();
-      }
-    }
-    cv_.notify_all();  // wait_durable()
-    for (auto& done : ready) done();
-  }
-
-  void run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      cv_.wait(lock, [&] { return stopping_ || committed_ > durable_ || has_ready_callback(); });
-      if (committed_ > durable_) {
-        const std::uint64_t target = committed_;
-        lock.unlock();
-        sync();
-        synced_(target);
-        lock.lock();
-        durable_ = target;
-        cv_.notify_all();
-      }
-      std::vector<std::function<void()>> ready;
-      while (has_ready_callback()) {
-        ready.push_back(std::move(callbacks_.front().done));
-        callbacks_.pop_front();
-      }
-      if (ready.empty() && stopping_ && committed_ == durable_) return;
-      lock.unlock();
-      for (auto& done : ready) done();
-      lock.lock();
-    }
-  }
 
   void sync() {
     if (before_sync_) before_sync_();
@@ -458,15 +400,12 @@ class Syncer {
   const std::string wal_path_;
   const std::function<void()> before_sync_;
   const std::function<void(std::uint64_t)> synced_;
-  int fd_ = -1;
+  int fd_ = -1;  // the writer's thread only
   std::atomic<std::uint64_t> begun_{0};
   std::mutex mutex_;
   std::condition_variable cv_;
-  bool stopping_ = false;
-  std::uint64_t committed_ = 0;  // the last commit that ended
-  std::uint64_t durable_ = 0;    // every commit up to this one is synced
+  std::uint64_t durable_ = 0;  // every commit up to this one is synced
   std::deque<Waiting> callbacks_;
-  std::thread thread_;
 };
 
 // The writer connection and its prepared statements; used by the writer thread only.
@@ -653,7 +592,7 @@ class SqliteStore final : public Store {
         lock_fd_(lock_fd),
         writer_(options),
         syncer_(options.path + "-wal", options.before_sync,
-                [this](std::uint64_t n) { horizon_.durable(n); }, options.sync_thread),
+                [this](std::uint64_t n) { horizon_.durable(n); }),
         readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
   ~SqliteStore() override {
     if (lock_fd_ >= 0) ::close(lock_fd_);

@@ -2,10 +2,11 @@
 //
 // One write connection, used only by the commit pipeline's writer thread: each batch is one
 // transaction in WAL mode (group commit: many changes share one fsync), whose WAL frames go to the
-// file in a few large writes (store/sqlite_wal_vfs.h) rather than two per page. The WAL is synced
-// on a thread of its own after COMMIT returns, so the writer commits the next batch while the last
-// one is being synced; when_durable() callbacks run there once it is. Until then log reads stop
-// before the commit (store/durable_horizon.h) and snapshots of its restaurants wait for it. Reads
+// file in a few large writes (store/sqlite_wal_vfs.h) rather than two per page. The writer
+// fdatasyncs the WAL right after COMMIT (synchronous=NORMAL, so SQLite itself does not) and then
+// runs the when_durable() callbacks; changes arriving meanwhile form the next group. Until the
+// sync, log reads stop before the commit (store/durable_horizon.h) and snapshots of its
+// restaurants wait for it. Reads
 // use a small pool of separate connections and run concurrently with the writer (WAL snapshot
 // isolation). A lock file (PATH.lock) keeps a second server process from opening the same
 // database.
@@ -36,9 +37,6 @@ struct SqliteOptions {
   int checkpoint_frames = 256;
   int max_wal_frames = 16000;
   std::chrono::milliseconds max_checkpoint_wait{2000};
-  // Where the WAL is synced: on the writer's thread at the end of each commit (false), or on a
-  // thread of its own while the writer commits the next batch (true).
-  bool sync_thread = false;
   // Tests only: runs before each fdatasync of the WAL.
   std::function<void()> before_sync;
 };

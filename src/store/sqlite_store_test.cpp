@@ -286,7 +286,7 @@ class SyncGate {
   bool open_ = false;
 };
 
-TEST_F(SqliteStoreTest, CommitsReturnBeforeTheSyncAndNothingIsReadOrPublishedBeforeIt) {
+TEST_F(SqliteStoreTest, NothingIsReadOrPublishedBeforeTheSync) {
   auto gate = std::make_shared<SyncGate>();
   SqliteOptions options{db_path(), 2};
   options.before_sync = [gate] { gate->hold(); };
@@ -299,13 +299,17 @@ TEST_F(SqliteStoreTest, CommitsReturnBeforeTheSyncAndNothingIsReadOrPublishedBef
     ASSERT_TRUE(result.has_value()) << result.error().message;
   };
 
-  raw_commit(upd("c1", "o1"));
-  std::atomic<bool> durable{false};
-  store.when_durable([&] { durable = true; });
+  // The writer commits two restaurants' changes and is held in the sync that follows COMMIT.
+  std::atomic<bool> committed{false};
+  std::thread writer([&] {
+    std::vector<ChangeRequest> batch{upd("c1", "o1"), upd("c2", "o2"), upd("x1", "o1", "{}", "r2")};
+    auto result = store.commit(batch, {kNow, 0});
+    EXPECT_TRUE(result.has_value());
+    committed = true;
+  });
   gate->wait_arrived();
-  // The writer goes on while the first commit is being synced.
-  raw_commit(upd("c2", "o2"));
-  raw_commit(upd("x1", "o1", "{}", "r2"));
+  std::atomic<bool> durable{false};
+  store.when_durable([&] { durable = true; });  // waits for the commit under way
 
   // Log reads and heads stop before what is not durable; they do not wait.
   EXPECT_TRUE(store.read_log("r1", 0, 100)->entries.empty());
@@ -322,14 +326,17 @@ TEST_F(SqliteStoreTest, CommitsReturnBeforeTheSyncAndNothingIsReadOrPublishedBef
     snapshot_done = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(committed) << "commit returned before its sync";
   EXPECT_FALSE(durable);
   EXPECT_FALSE(snapshot_done) << "a snapshot returned changes that were not durable yet";
   gate->open();
+  writer.join();
   reader.join();
-  wait_durable(store);
   EXPECT_TRUE(durable);
   EXPECT_EQ(store.read_log("r1", 0, 100)->entries.size(), 2u);
   EXPECT_EQ(store.head("r2")->seq, 1u);
+  raw_commit(upd("c3", "o3"));  // the next commit syncs on its own
+  EXPECT_EQ(store.head("r1")->seq, 3u);
 }
 
 TEST_F(SqliteStoreTest, WhenDurableCallbacksRunInOrder) {

@@ -13,7 +13,7 @@
 // thread commits under the pipeline's lock and publishes at once (run to completion).
 //
 // Thread-safety: submit() and stop() may be called from any thread. The hook runs one batch at a
-// time, in commit order, on the writer thread, the store's sync thread or (commit_on_caller) the
+// time, in commit order, on the writer thread (or, commit_on_caller, the
 // submitting thread, and must not block; completions run on their loops (without Loops: where the
 // hook runs).
 #pragma once
