@@ -150,7 +150,7 @@ class OpenApi:
 
     # ---- routing ----
 
-    def route(self, method, target, upgrade=False):
+    def route(self, method, target):
         """The Route of a request (method upper-case, target as sent on the request line)."""
         path = urllib.parse.urlsplit(target).path
         method = method.lower()
@@ -204,9 +204,9 @@ class OpenApi:
             return int(text)
         return text
 
-    def check_response(self, method, target, response, upgrade=False):
+    def check_response(self, method, target, response):
         """Problems (strings) of one real response against the document; [] when it matches."""
-        route = self.route(method, target, upgrade)
+        route = self.route(method, target)
         where, doc_response = self.response_for(route, response.status)
         label = f"{method} {target[:80]} -> {response.status} ({route.key})"
         if doc_response is None:
@@ -664,7 +664,7 @@ class OpenApiResponsesTest(ServerTestCase):
     # ---- one checked exchange ----
 
     def call(self, server, method, target, *, token=None, body=None, headers=(), status,
-             code=None, request="valid", sock=None, raw=None, upgrade=False):
+             code=None, request="valid", sock=None, raw=None):
         """Sends one request, checks the response against the document, and returns it.
 
         token: sent as Authorization: Bearer. body: dict/list (JSON) or bytes/str.
@@ -693,7 +693,7 @@ class OpenApiResponsesTest(ServerTestCase):
             self.assertEqual(res.status, status, f"{label}: {res!r}")
             if code is not None:
                 self.assertEqual((res.json or {}).get("code"), code, f"{label}: {res!r}")
-            self.assertEqual(self.api.check_response(method, target, res, upgrade), [])
+            self.assertEqual(self.api.check_response(method, target, res), [])
             if request is not None:
                 problems = self.api.check_request(method, target, dict(hdrs),
                                                   payload.decode() if payload else None)
@@ -716,7 +716,7 @@ class OpenApiResponsesTest(ServerTestCase):
         try:
             self.call(server, "GET", target, status=status, code=code, request=request,
                       raw=build_request("GET", target, hdrs, None, server.port), sock=sock,
-                      upgrade=True, headers=hdrs)
+                      headers=hdrs)
         except BaseException:
             sock.close()
             raise
@@ -941,7 +941,7 @@ class OpenApiResponsesTest(ServerTestCase):
             with self.subTest(f"{base} subprotocol token"):
                 self.assertEqual((res.status, res.headers.get("sec-websocket-protocol")),
                                  (101, "possync"))
-                self.assertEqual(self.api.check_response("GET", ok, res, True), [])
+                self.assertEqual(self.api.check_response("GET", ok, res), [])
                 self.assertEqual(self.api.check_request(
                     "GET", ok, dict(upgrade_headers() + [
                         ("Sec-WebSocket-Protocol", f"possync, bearer.{pos}")]), None), [])
@@ -1100,7 +1100,7 @@ class OpenApiResponsesTest(ServerTestCase):
             self.assertLess(time.monotonic(), deadline, "the connect rate never answered 429")
         with self.subTest("upgrade over the connect rate"):
             self.assertEqual(res.json["code"], "rate_limited")
-            self.assertEqual(self.api.check_response("GET", "/ws", res, True), [])
+            self.assertEqual(self.api.check_response("GET", "/ws", res), [])
         server.stop()
 
     def store_trouble(self):
