@@ -14,6 +14,8 @@
 #include <iostream>
 #include <random>
 
+#include "common/json_text.h"
+
 namespace bench {
 namespace {
 
@@ -928,7 +930,7 @@ json::object run_coldstart(const Common& c, const ColdCfg& cs, int& status) {
 std::string scalar(const json::value& v) {
   if (v.is_double()) return fmt::format("{:.3f}", v.as_double());
   if (v.is_string()) return std::string(v.as_string());
-  return json::serialize(v);
+  return possync::json_text(v);
 }
 
 void print_table(const json::object& o, int indent = 0) {
@@ -984,7 +986,7 @@ void add_options_json(const CLI::App& app, json::object& out) {
     }
     std::string text = opt->count() ? opt->results().back() : opt->get_default_str();
     boost::system::error_code ec;
-    json::value v = json::parse(text, ec);
+    json::value v = possync::parse_json(text, ec);
     out[name] = ec || v.is_object() || v.is_array() ? json::value(text) : v;
   }
 }
@@ -1309,7 +1311,7 @@ int main(int argc, char** argv) {
   }
   result["status"] = status == 0 ? "ok" : "FAILED (lost, duplicated or errors; see above)";
   if (c.json)
-    std::cout << json::serialize(result) << "\n";
+    std::cout << possync::json_text(result) << "\n";
   else
     print_table(result);
   return status;

@@ -2,7 +2,6 @@
 // input), and splitting fuzz input into JSON values.
 #pragma once
 
-#include <boost/json/serialize.hpp>
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_text.h"
 #include "protocol/codec.h"
 
 namespace possync::fuzz {
@@ -23,7 +23,7 @@ namespace possync::fuzz {
 }
 
 inline std::string show(const boost::json::value& v) {
-  return boost::json::serialize(v);
+  return json_text(v);
 }
 
 // Reads up to `max_values` JSON values written one after another (whitespace between them). Each

@@ -172,9 +172,16 @@ ParsedConfig parse_config(int argc, char** argv) {
   std::vector<std::string> role_names;
   for (Role r : kRoles) role_names.emplace_back(role_name(r));
   std::string ttl = "30d";
-  auto* token_cmd = app.add_subcommand("token", "Device tokens")->require_subcommand(1);
-  auto* issue =
-      token_cmd->add_subcommand("issue", "Print a new device token signed with the first key");
+  // Server options the command reads (--jwt-secret-file, --max-id-bytes) may come before `token`,
+  // between `token` and `issue`, or among the options of `issue`: an option a subcommand does not
+  // know falls through to its parent, and from `token` to the server's options.
+  auto* token_cmd =
+      app.add_subcommand("token", "Device tokens")->require_subcommand(1)->fallthrough();
+  auto* issue = token_cmd
+                    ->add_subcommand("issue",
+                                     "Print a new device token signed with the first key "
+                                     "(--jwt-secret-file, or POSSYNC_JWT_KEYS)")
+                    ->fallthrough();
   issue->add_option("--restaurant", token.restaurant_id, "Restaurant id ('*' with --role admin)")
       ->required();
   issue->add_option("--device", token.device_id, "Device id")->required();

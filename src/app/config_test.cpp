@@ -53,5 +53,46 @@ TEST(Config, TokenIssueSubcommand) {
                    .config);
 }
 
+// Server options the token command uses (--jwt-secret-file, --max-id-bytes) may be written before
+// `token`, between `token` and `issue`, or among the options of `issue`.
+TEST(Config, TokenIssueTakesServerOptionsInAnyPosition) {
+  const std::vector<std::string> issue = {"--restaurant", "r1",  "--device", "d1",
+                                          "--role",       "pos", "--ttl",    "1h"};
+  const std::vector<std::vector<std::string>> orders = {
+      {"--jwt-secret-file", "/tmp/k", "--max-id-bytes", "64", "token", "issue", "@"},
+      {"token", "issue", "@", "--jwt-secret-file", "/tmp/k", "--max-id-bytes", "64"},
+      {"token", "issue", "--jwt-secret-file", "/tmp/k", "@", "--max-id-bytes", "64"},
+      {"token", "--jwt-secret-file", "/tmp/k", "issue", "--max-id-bytes", "64", "@"},
+      {"--max-id-bytes", "64", "token", "issue", "@", "--jwt-secret-file=/tmp/k"},
+  };
+  for (const auto& order : orders) {
+    std::vector<std::string> args;
+    for (const auto& a : order) {
+      if (a == "@") {
+        args.insert(args.end(), issue.begin(), issue.end());
+      } else {
+        args.push_back(a);
+      }
+    }
+    const auto parsed = parse(args);
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    ASSERT_TRUE(parsed.config) << line;
+    ASSERT_TRUE(parsed.token) << line;
+    EXPECT_EQ(parsed.config->jwt_secret_file, "/tmp/k") << line;
+    EXPECT_EQ(parsed.config->max_id_bytes, 64u) << line;
+    EXPECT_EQ(parsed.token->restaurant_id, "r1") << line;
+    EXPECT_EQ(parsed.token->role, "pos") << line;
+    EXPECT_EQ(parsed.token->ttl_seconds, 3600) << line;
+  }
+  // Still refused: options nobody knows, wherever they are, and a missing required option.
+  EXPECT_FALSE(parse({"token", "issue", "--restaurant", "r1", "--device", "d1", "--role", "pos",
+                      "--no-such-option", "x"})
+                   .config);
+  EXPECT_FALSE(
+      parse({"token", "issue", "--device", "d1", "--role", "pos", "--jwt-secret-file", "/tmp/k"})
+          .config);
+}
+
 }  // namespace
 }  // namespace possync

@@ -8,6 +8,8 @@
 #include <array>
 #include <boost/json.hpp>
 
+#include "common/json_text.h"
+
 namespace json = boost::json;
 
 namespace possync {
@@ -35,7 +37,7 @@ std::optional<json::object> decode_json_part(std::string_view part) {
   auto bytes = base64url_decode(part);
   if (!bytes) return std::nullopt;
   boost::system::error_code ec;
-  auto v = json::parse(*bytes, ec);
+  auto v = parse_json(*bytes, ec);
   if (ec || !v.is_object()) return std::nullopt;
   return std::move(v.as_object());
 }
@@ -90,7 +92,7 @@ std::string issue_token(const JwtKey& key, const TokenClaims& claims) {
                        {"exp", claims.expires_at}};
   if (!claims.token_id.empty()) payload["jti"] = claims.token_id;
   std::string signing_input =
-      base64url_encode(json::serialize(header)) + "." + base64url_encode(json::serialize(payload));
+      base64url_encode(json_text(header)) + "." + base64url_encode(json_text(payload));
   const std::string signature = hmac_sha256(key.secret, signing_input);
   return signing_input + "." + base64url_encode(signature);
 }

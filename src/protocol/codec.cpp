@@ -1,12 +1,10 @@
 #include "protocol/codec.h"
 
 #include <fmt/format.h>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/serializer.hpp>
 #include <cmath>
 
 #include "common/ids.h"
+#include "common/json_text.h"
 #include "common/time.h"
 
 namespace json = boost::json;
@@ -152,30 +150,23 @@ class JsonWriter {
     return *this;
   }
   JsonWriter& string(std::string_view s) {
-    serializer_.reset(s);
-    return drain();
+    append_json_string(out_, s);
+    return *this;
   }
   JsonWriter& value(const json::object& o) {
-    serializer_.reset(&o);
-    return drain();
+    append_json(out_, o);
+    return *this;
   }
   JsonWriter& value(const json::value& v) {
-    serializer_.reset(&v);
-    return drain();
+    append_json(out_, v);
+    return *this;
   }
   JsonWriter& number(std::uint64_t n) {
-    const fmt::format_int text(n);
-    out_.append(text.data(), text.size());
+    append_json_number(out_, n);
     return *this;
   }
 
  private:
-  JsonWriter& drain() {
-    char buffer[4096];
-    while (!serializer_.done()) out_.append(serializer_.read(buffer, sizeof buffer));
-    return *this;
-  }
-  json::serializer serializer_;
   std::string& out_;
 };
 
@@ -207,7 +198,7 @@ Result<json::object> parse_object(std::string_view text) {
   boost::system::error_code ec;
   json::parse_options options;
   options.max_depth = 32;
-  auto v = json::parse(text, ec, {}, options);
+  auto v = parse_json(text, ec, options);
   if (ec)
     return Error{errc::kInvalidJson, fmt::format("message is not valid JSON: {}", ec.message())};
   if (!v.is_object()) return Error{errc::kInvalidMessage, "message must be a JSON object"};
@@ -363,20 +354,20 @@ std::string render_registered(const Origin& origin, std::uint64_t seq) {
   o["restaurant_id"] = origin.restaurant_id;
   o["timestamp"] = iso8601_utc(now_ms());
   o["seq"] = seq;
-  return json::serialize(o);
+  return json_text(o);
 }
 
 std::string render_auth_ok(std::int64_t expires_at_s) {
   auto o = envelope("auth_ok");
   o["expires_at"] = iso8601_utc(expires_at_s * 1000);
-  return json::serialize(o);
+  return json_text(o);
 }
 
 std::string render_heartbeat_response(std::string_view device_id) {
   auto o = envelope("heartbeat_response");
   o["device_id"] = device_id;
   o["timestamp"] = iso8601_utc(now_ms());
-  return json::serialize(o);
+  return json_text(o);
 }
 
 std::string render_error(const Error& error, std::string_view change_id) {
@@ -384,7 +375,7 @@ std::string render_error(const Error& error, std::string_view change_id) {
   o["code"] = error.code;
   o["message"] = error.message;
   if (!change_id.empty()) o["change_id"] = change_id;
-  return json::serialize(o);
+  return json_text(o);
 }
 
 json::object outcome_to_json(const Outcome& outcome) {
@@ -406,20 +397,20 @@ json::object outcome_to_json(const Outcome& outcome) {
 std::string render_ack(const Outcome& outcome) {
   auto o = envelope("ack");
   for (auto& member : outcome_to_json(outcome)) o[member.key()] = std::move(member.value());
-  return json::serialize(o);
+  return json_text(o);
 }
 
 std::string render_caught_up(std::uint64_t seq) {
   auto o = envelope("caught_up");
   o["seq"] = seq;
-  return json::serialize(o);
+  return json_text(o);
 }
 
 std::string render_reset_required(std::uint64_t seq, std::string_view reason) {
   auto o = envelope("reset_required");
   o["seq"] = seq;
   o["message"] = reason;
-  return json::serialize(o);
+  return json_text(o);
 }
 
 std::string render_live_change(const LogEntry& entry) {

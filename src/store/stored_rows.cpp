@@ -1,8 +1,8 @@
 #include "store/stored_rows.h"
 
 #include <fmt/format.h>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
+
+#include "common/json_text.h"
 
 namespace possync {
 
@@ -14,13 +14,13 @@ DataType stored_data_type(std::string_view name) {
 
 boost::json::object parse_stored_object(std::string_view text) {
   boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
+  auto v = parse_json(text, ec);
   if (ec || !v.is_object()) throw StoredDataError("stored JSON is not an object");
   return std::move(v.as_object());
 }
 
 std::string serialize_stored_object(const boost::json::object& object) {
-  return boost::json::serialize(object);
+  return json_text(object);
 }
 
 }  // namespace possync

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "common/ids.h"
+#include "common/json_text.h"
 #include "common/time.h"
 #include "protocol/close_codes.h"
 #include "transport/request_auth.h"
@@ -57,7 +58,7 @@ RestApi::Response RestApi::error(const Request& req, http::status status, const 
                  {"code", e.code},
                  {"message", e.message},
                  {"timestamp", iso8601_utc(now_ms())}};
-  return json(req, status, json::serialize(o));
+  return json(req, status, json_text(o));
 }
 
 RestApi::Response RestApi::auth_error(const Request& req, const Error& e) const {
@@ -218,7 +219,7 @@ void RestApi::health(const Request& req, Respond& respond) {
                  {"timestamp", iso8601_utc(now_ms())},
                  {"connectedRestaurants", ctx_.hub.restaurant_count()},
                  {"totalConnections", ctx_.hub.connection_count()}};
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 void RestApi::admin_restaurants(const Request& req, Respond& respond) {
@@ -231,7 +232,7 @@ void RestApi::admin_restaurants(const Request& req, Respond& respond) {
   json::object o{{"restaurants", std::move(restaurants)},
                  {"total_connections", total},
                  {"timestamp", iso8601_utc(now_ms())}};
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 void RestApi::admin_disconnect(const Request& req, const std::string& id, std::string_view device,
@@ -249,7 +250,7 @@ void RestApi::admin_disconnect(const Request& req, const std::string& id, std::s
   spdlog::warn("operator disconnected {} connection(s) of restaurant={}{}{}", closed, id,
                device.empty() ? "" : " device=", device);
   json::object o{{"restaurant_id", id}, {"disconnected", closed}};
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 // Readiness (for load balancers): 200 while the store answers, 503 while it does not.
@@ -260,7 +261,7 @@ void RestApi::ready(const Request& req, Respond& respond) {
     return;
   }
   json::object o{{"status", "ready"}, {"timestamp", iso8601_utc(now_ms())}};
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 void RestApi::restaurant_status(const Request& req, const std::string& id, Respond& respond) {
@@ -276,7 +277,7 @@ void RestApi::restaurant_status(const Request& req, const std::string& id, Respo
   }
   json::object o{{"restaurant_id", id}, {"device_count", devices.size()}, {"seq", head->seq}};
   o["connected_devices"] = std::move(devices);
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 void RestApi::restaurant_data(const Request& req, const std::string& id, Respond& respond) {
@@ -292,7 +293,7 @@ void RestApi::restaurant_data(const Request& req, const std::string& id, Respond
                  {"data", std::move(data)},
                  {"timestamp", iso8601_utc(now_ms())},
                  {"seq", snap->head.seq}};
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 void RestApi::restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
@@ -307,7 +308,7 @@ void RestApi::restaurant_changes(const Request& req, const std::string& id, std:
                                    : "history after since was pruned; reload the snapshot"},
                    {"seq", page->head.seq},
                    {"timestamp", iso8601_utc(now_ms())}};
-    respond(json(req, http::status::gone, json::serialize(o)));
+    respond(json(req, http::status::gone, json_text(o)));
     return;
   }
   json::array changes;
@@ -317,7 +318,7 @@ void RestApi::restaurant_changes(const Request& req, const std::string& id, std:
                  {"changes", std::move(changes)},
                  {"seq", page->head.seq},
                  {"has_more", more}};
-  respond(json(req, http::status::ok, json::serialize(o)));
+  respond(json(req, http::status::ok, json_text(o)));
 }
 
 // Collects the outcomes of one POST /api/sync and answers when the last one arrives.
@@ -350,7 +351,7 @@ struct SyncBatch {
                         {"changes", results},
                         {"timestamp", iso8601_utc(now_ms())}};
     ctx->hub.notify_device(restaurant_id, device_id,
-                           std::make_shared<const std::string>(json::serialize(update)));
+                           std::make_shared<const std::string>(json_text(update)));
     const auto timestamp = iso8601_utc(now_ms());
     if (retry) {
       // Today's app resends the whole batch on any non-200; repeated changes are deduplicated.
@@ -360,7 +361,7 @@ struct SyncBatch {
                      {"synced_changes", synced},
                      {"timestamp", timestamp},
                      {"results", std::move(results)}};
-      auto res = api->json(req, http::status::service_unavailable, json::serialize(o));
+      auto res = api->json(req, http::status::service_unavailable, json_text(o));
       res.set(http::field::retry_after, "1");
       respond(std::move(res));
       return;
@@ -369,7 +370,7 @@ struct SyncBatch {
                    {"synced_changes", synced},
                    {"timestamp", timestamp},
                    {"results", std::move(results)}};
-    respond(api->json(req, http::status::ok, json::serialize(o)));
+    respond(api->json(req, http::status::ok, json_text(o)));
   }
 };
 

@@ -185,6 +185,8 @@ class DurabilityTest(ServerTestCase):
                   "big": 12345678901234567890, "small": -9223372036854775808,
                   "note": "caf\u00e9 \U0001F600 \u2028 \"quoted\" \\ back",
                   "items": [1, {"x": None, "y": [True, False]}], "flag": False}
+        # Back as JSON.stringify prints them: JSON has no -0 (0) and no 100.0 (100).
+        expected = dict(values, neg_zero=0, whole=100)
         rid = "order 7/\u00fc"
         writer = await server.connect("rest \u00e9/1", "pos device \u00e9")
         reader = await server.connect("rest \u00e9/1", "reader")
@@ -194,18 +196,18 @@ class DurabilityTest(ServerTestCase):
         self.assertEqual(ack["status"], "applied")
         m = await reader.wait_for(is_change)
         self.assertEqual((m["order_id"], m["device_id"]), (rid, "pos device \u00e9"))
-        self.assertEqual(m["data"], {"id": rid, **values})
+        self.assertEqual(m["data"], {"id": rid, **expected})
 
         def check(srv):
             status, _, snap = srv.http("GET", "/api/restaurants/rest%20%C3%A9%2F1/data")
             self.assertEqual(status, 200, snap)
             (record,) = snap["data"]["orders"]
-            self.assertEqual({k: record[k] for k in values}, values)
-            for k, v in values.items():  # -0.0 == 0.0 in Python: compare the sign too
-                if isinstance(v, float):
+            self.assertEqual({k: record[k] for k in values}, expected)
+            for k, v in expected.items():  # 0 == -0.0 == 0.0 in Python: compare the kind too
+                if isinstance(v, (int, float)):
                     self.assertEqual(repr(record[k]), repr(v), k)
             (entry,) = srv.all_changes("rest \u00e9/1")
-            self.assertEqual(entry["data"], {"id": rid, **values})
+            self.assertEqual(entry["data"], {"id": rid, **expected})
 
         check(server)
         await writer.close()

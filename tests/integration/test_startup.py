@@ -1,12 +1,15 @@
 """Starting the binary: options, environment variables, refusing a port or a store in use."""
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import subprocess
 import tempfile
 import unittest
 
-from harness import SERVER_BIN, ServerTestCase, async_test, data_change
+from harness import SERVER_BIN, ServerTestCase, async_test, b64url, data_change
 
 
 def run_binary(*args, env=None, timeout=30, cwd=None):
@@ -66,6 +69,53 @@ class StartupTest(ServerTestCase):
                              env={"POSSYNC_JWT_KEYS": "k9 " + "A" * 43}, cwd=tmp)
             self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
             self.assertFalse(os.path.exists(os.path.join(tmp, "none")))
+
+    def test_token_issue_takes_the_key_file_before_or_after_the_subcommand(self):
+        secret = os.urandom(32)
+
+        def verified_claims(token):
+            """The claims of `token` after checking its HS256 signature with `secret` here."""
+            head, payload, signature = token.split(".")
+            expected = hmac.new(secret, f"{head}.{payload}".encode(), hashlib.sha256).digest()
+            self.assertEqual(b64url(expected), signature)
+            header = json.loads(base64.urlsafe_b64decode(head + "=="))
+            self.assertEqual(header["kid"], "k7")
+            return json.loads(base64.urlsafe_b64decode(payload + "=="))
+
+        issue = ["token", "issue", "--restaurant", "r1", "--device", "d1", "--role", "pos",
+                 "--ttl", "1h"]
+        with tempfile.TemporaryDirectory() as tmp:
+            key_file = os.path.join(tmp, "keys")
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"k7 {b64url(secret)}\n")
+            orders = {
+                "before": ["--jwt-secret-file", key_file, *issue],
+                "after": [*issue, "--jwt-secret-file", key_file],
+                "between": ["token", "--jwt-secret-file", key_file, *issue[1:]],
+                "inside": [*issue[:4], "--jwt-secret-file=" + key_file, *issue[4:]],
+            }
+            for name, args in orders.items():
+                with self.subTest(name):
+                    res = run_binary(*args, cwd=tmp)
+                    self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                    claims = verified_claims(res.stdout.strip())
+                    self.assertEqual((claims["restaurant_id"], claims["device_id"],
+                                      claims["role"]), ("r1", "d1", "pos"))
+                    self.assertEqual(claims["exp"] - claims["iat"], 3600)
+            # The given file was used: no default ./data/jwt.keys was created beside it.
+            self.assertFalse(os.path.exists(os.path.join(tmp, "data")))
+            # POSSYNC_JWT_KEYS still takes the place of the file, whatever the order.
+            for args in (issue, [*issue, "--jwt-secret-file", "none"]):
+                res = run_binary(*args, env={"POSSYNC_JWT_KEYS": f"k7 {b64url(secret)}"},
+                                 cwd=tmp)
+                self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                verified_claims(res.stdout.strip())
+            self.assertFalse(os.path.exists(os.path.join(tmp, "none")))
+            # An option nobody knows is still refused after the subcommand.
+            res = run_binary(*issue, "--no-such-option", "x", cwd=tmp)
+            self.assertNotEqual(res.returncode, 0)
+            self.assertEqual(res.stdout, "")
 
     def test_store_and_port_in_use_are_refused(self):
         first = self.start_server()  # sqlite
