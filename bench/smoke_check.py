@@ -31,7 +31,8 @@ def check_cpu(where, obj, nodes, errors):
     cores = number("server_cpu_cores", obj.get("server_cpu_cores"))
     number("server_cpu_us_per_change", obj.get("server_cpu_us_per_change"))
     if cores is not None and cores > MAX_CORES:
-        errors.append(f"{where}: server_cpu_cores {cores} > {MAX_CORES} (hardware threads + margin)")
+        errors.append(f"{where}: server_cpu_cores {cores} > {MAX_CORES} "
+                      "(hardware threads + margin)")
     if nodes > 1 and "server_cpu_window_s" in obj:  # a fanout result (ramp steps keep the totals)
         for key in ("server_cpu_cores_per_node", "server_cpu_us_per_change_per_node"):
             per_node = obj.get(key)
