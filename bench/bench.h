@@ -80,6 +80,14 @@ struct Cluster {
   json::array rss_kb_per_node() const;  // each node's VmRSS (-1 where unknown)
 };
 
+// CPU time a process has used so far, every thread of it: utime and stime from /proc/PID/stat
+// (clock ticks of sysconf(_SC_CLK_TCK), usually 10 ms), in seconds.
+struct CpuTime {
+  double user_s = 0, sys_s = 0;
+  double total_s() const { return user_s + sys_s; }
+};
+std::optional<CpuTime> process_cpu(int pid);  // nullopt when the pid is unknown or gone
+
 // ---- per-thread statistics --------------------------------------------------------------------
 struct Stats {
   Histogram latency;

@@ -408,6 +408,27 @@ long rss_kb(int pid) {
   return -1;
 }
 
+std::optional<CpuTime> process_cpu(int pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return std::nullopt;
+  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses, so count from the last ')'.
+  // Then field 3 (state) is the first token, utime (field 14) the 12th, stime (15) the 13th.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream is(line.substr(close + 1));
+  std::string token;
+  unsigned long long utime = 0, stime = 0;
+  for (int field = 3; field <= 15 && is >> token; ++field) {
+    if (field == 14) utime = std::strtoull(token.c_str(), nullptr, 10);
+    if (field == 15) stime = std::strtoull(token.c_str(), nullptr, 10);
+  }
+  if (!is) return std::nullopt;
+  static const double tick_s = 1.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return CpuTime{static_cast<double>(utime) * tick_s, static_cast<double>(stime) * tick_s};
+}
+
 bool Cluster::pids_known() const {
   return !nodes.empty() &&
          std::all_of(nodes.begin(), nodes.end(), [](const Target& t) { return t.pid > 0; });

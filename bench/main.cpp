@@ -368,6 +368,80 @@ class RssSampler {
   json::array samples_;
 };
 
+// The servers' CPU over the measured send window (utime + stime of every node, /proc/PID/stat):
+// sampled when the window opens and when it closes, so neither the connect phase, the warm-up nor
+// the drain counts. Reported in cores and per change sent in the window; with several nodes, per
+// node too (each node's CPU per change of the whole run, so the nodes' figures add up).
+class ServerCpuWindow {
+ public:
+  ServerCpuWindow(const Cluster& cl, std::int64_t start_ns, std::int64_t end_ns)
+      : cl_(cl), start_ns_(start_ns), end_ns_(end_ns) {}
+  bool enabled() const { return cl_.pids_known(); }
+  void poll() {
+    if (!enabled() || have_end_) return;
+    const std::int64_t now = now_ns();
+    if (!have_start_ && now >= start_ns_) {
+      have_start_ = sample(start_, start_at_);
+      if (!have_start_) have_end_ = true;  // a node is gone: nothing to report
+    } else if (have_start_ && now >= end_ns_) {
+      have_end_ = true;
+      ok_ = sample(end_, end_at_);
+    }
+  }
+  // After sending and draining: the window's end, if sending and the drain ended before it.
+  void close() {
+    while (enabled() && !have_end_) {
+      const std::int64_t wait = (have_start_ ? end_ns_ : start_ns_) - now_ns();
+      if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+      poll();
+    }
+  }
+  void report(json::object& out, std::uint64_t changes) const {
+    if (!ok_) return;
+    const double window = static_cast<double>(end_at_ - start_at_) / 1e9;
+    if (window <= 0) return;
+    const auto per_change = [&](double cpu_s) -> json::value {
+      if (changes == 0) return nullptr;
+      return cpu_s / static_cast<double>(changes) * 1e6;
+    };
+    double user = 0, sys = 0;
+    json::array cores_per_node, per_change_per_node;
+    for (std::size_t i = 0; i < start_.size(); ++i) {
+      const double u = end_[i].user_s - start_[i].user_s, s = end_[i].sys_s - start_[i].sys_s;
+      user += u;
+      sys += s;
+      cores_per_node.push_back((u + s) / window);
+      per_change_per_node.push_back(per_change(u + s));
+    }
+    out["server_cpu_window_s"] = window;
+    out["server_cpu_cores"] = (user + sys) / window;
+    out["server_cpu_user_cores"] = user / window;
+    out["server_cpu_sys_cores"] = sys / window;
+    out["server_cpu_us_per_change"] = per_change(user + sys);
+    if (start_.size() > 1) {
+      out["server_cpu_cores_per_node"] = std::move(cores_per_node);
+      out["server_cpu_us_per_change_per_node"] = std::move(per_change_per_node);
+    }
+  }
+
+ private:
+  bool sample(std::vector<CpuTime>& into, std::int64_t& at) const {
+    into.clear();
+    at = now_ns();
+    for (const auto& node : cl_.nodes) {
+      const auto cpu = process_cpu(node.pid);
+      if (!cpu) return false;
+      into.push_back(*cpu);
+    }
+    return true;
+  }
+  const Cluster& cl_;
+  std::int64_t start_ns_, end_ns_;
+  bool have_start_ = false, have_end_ = false, ok_ = false;
+  std::vector<CpuTime> start_, end_;
+  std::int64_t start_at_ = 0, end_at_ = 0;
+};
+
 json::object run_fanout(const Common& c, const Cluster& cl, const FanoutCfg& f,
                         const std::string& tag, int& status) {
   json::object out;
@@ -408,9 +482,11 @@ json::object run_fanout(const Common& c, const Cluster& cl, const FanoutCfg& f,
   }
   long rss_before = cl.rss_kb();
   RssSampler rss(run, f.sample_rss_every);
+  ServerCpuWindow cpu(cl, run.measure_start_ns, run.send_end_ns);
   const std::int64_t deadline = run.send_end_ns + static_cast<std::int64_t>(c.timeout * 1e9);
   while (run.senders_done < senders && now_ns() < deadline) {
     rss.poll();
+    cpu.poll();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   if (run.senders_done < senders) pool.at(0).stats.error("send_phase_timeout");
@@ -433,6 +509,7 @@ json::object run_fanout(const Common& c, const Cluster& cl, const FanoutCfg& f,
   std::int64_t last_progress = now_ns();
   while (run.delivered.load() < expected && now_ns() < drain_deadline) {
     rss.poll();
+    cpu.poll();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     if (const auto d = run.delivered.load(); d != seen) {
       seen = d;
@@ -443,6 +520,7 @@ json::object run_fanout(const Common& c, const Cluster& cl, const FanoutCfg& f,
   const bool still_delivering =
       run.delivered.load() < expected && now_ns() - last_progress < 1'000'000'000;
   const double drain_s = static_cast<double>(now_ns() - sends_done) / 1e9;
+  cpu.close();
   long rss_after = cl.rss_kb();
   json::array rss_after_per_node = cl.rss_kb_per_node();
   if (rss.enabled()) rss.sample(now_ns());
@@ -469,6 +547,7 @@ json::object run_fanout(const Common& c, const Cluster& cl, const FanoutCfg& f,
     if (cl.nodes.size() > 1) out["server_rss_kb_end_per_node"] = std::move(rss_after_per_node);
   }
   if (rss.enabled()) out["server_rss_samples"] = std::move(rss.samples());
+  cpu.report(out, st.sent_in_window);
   if (ty.lost || ty.duplicated || total_errors(st.errors) || run.failed) status = 1;
   run.devs.clear();
   return out;
@@ -516,10 +595,16 @@ json::object run_ramp(const Common& c, const Cluster& cl, const RampCfg& r, int&
     row["errors"] = errs;
     bool ok = p99 <= r.p99_bound_ms && lost == 0 && dup == 0 && errs == 0;
     row["sustained"] = ok;
+    std::string cpu_note;
+    for (const char* k : {"server_cpu_cores", "server_cpu_us_per_change"})
+      if (auto* v = res.if_contains(k)) row[k] = *v;
+    if (auto* v = res.if_contains("server_cpu_us_per_change"); v && v->is_double())
+      cpu_note = fmt::format(" server CPU {:.0f} us/change", v->as_double());
     steps.push_back(row);
     if (!c.json)
-      std::cerr << fmt::format("ramp: rate {:.0f}/s p99 {:.2f} ms lost {} dup {} errors {} -> {}\n",
-                               rate, p99, lost, dup, errs, ok ? "ok" : "over");
+      std::cerr << fmt::format(
+          "ramp: rate {:.0f}/s p99 {:.2f} ms lost {} dup {} errors {}{} -> {}\n", rate, p99, lost,
+          dup, errs, cpu_note, ok ? "ok" : "over");
     if (dup) status = 1;  // duplicates are wrong at any load; loss under overload is a finding
     if (!ok) break;
     best = rate;
@@ -956,14 +1041,18 @@ void print_table(const json::object& o, int indent = 0) {
     } else if (v.is_array() && !v.as_array().empty() && v.as_array()[0].is_object()) {
       std::cout << pad << key << ":\n";
       const auto& first = v.as_array()[0].as_object();
+      // Columns 14 wide, or wider for a longer name (one space between columns).
+      const auto width = [](const json::key_value_pair& c) {
+        return std::max<std::size_t>(14, c.key().size() + 1);
+      };
       std::string head = pad + "  ";
-      for (const auto& c : first) head += fmt::format("{:>14}", std::string(c.key()));
+      for (const auto& c : first) head += fmt::format("{:>{}}", std::string(c.key()), width(c));
       std::cout << head << "\n";
       for (const auto& row : v.as_array()) {
         std::string line = pad + "  ";
         for (const auto& c : first) {
           auto* cell = row.as_object().if_contains(c.key());
-          line += fmt::format("{:>14}", cell ? scalar(*cell) : "");
+          line += fmt::format("{:>{}}", cell ? scalar(*cell) : "", width(c));
         }
         std::cout << line << "\n";
       }
@@ -1062,8 +1151,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string server_pids;
   app.add_option("--server-pid", server_pids,
-                 "PID of the server given by --url, for its resident memory (comma-separated, "
-                 "one per --url)");
+                 "PID of the server given by --url, for its resident memory and CPU "
+                 "(comma-separated, one per --url)");
   app.add_option("--threads", c.threads, "Client I/O threads")->capture_default_str();
   app.add_option("--concurrency", c.concurrency, "Connection attempts in flight")
       ->capture_default_str();
