@@ -103,6 +103,11 @@ export interface ClientOptions {
   gapFetchDelayMs?: number;
   /** Refresh the token this long before it expires (at most 20% of its lifetime). Default 300000. */
   tokenRefreshMarginMs?: number;
+  /**
+   * The server's --max-frame-bytes (default 1 MiB): `change()` refuses a change whose message
+   * would be larger, since the server would close the connection on it every time it is sent.
+   */
+  maxMessageBytes?: number;
 }
 
 export interface StateChangeEvent {
@@ -392,6 +397,9 @@ export class PossyncClient {
       createdAt: Date.now(),
     };
     if (baseVersion !== undefined) entry.baseVersion = baseVersion;
+    const bytes = utf8Length(encodeChange(entry));
+    const limit = this.opts.maxMessageBytes ?? 1048576;
+    if (bytes > limit) throw new RangeError(`the change is ${bytes} bytes as a message; the limit is ${limit}`);
     const result = this.outbox.add(entry);
     return { changeId, result };
   }
@@ -753,7 +761,7 @@ export class PossyncClient {
     } finally {
       this.fetchingLog = false;
     }
-    if (conn === this.connId) this.checkGaps();
+    this.checkGaps(); // (also for a newer connection that went live while this read ran)
   }
 
   // ------------------------------------------------------------------ outbox
@@ -958,6 +966,10 @@ function tokenNearExpiry(token: string): boolean {
   const claims = decodeTokenClaims(token);
   if (!claims || typeof claims.exp !== 'number') return false;
   return claims.exp * 1000 - Date.now() < 5000;
+}
+
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
 }
 
 function errorMessage(e: unknown): string {

@@ -252,4 +252,56 @@ describe('basics', () => {
     assert.throws(() => a.change('orders', '', 'created', {}), /recordId/);
     assert.throws(() => a.change('orders', 'o', 'created', [] as never), /JSON object/);
   });
+
+  it('resumes from a saved state (initialState): since = its seq, no snapshot reload', async () => {
+    const r = 'r-saved';
+    const token = await server.token(r, 'pos-a');
+    const a = track(makeClient(server, token));
+    a.connect();
+    await a.ready();
+    for (let i = 0; i < 3; i++) a.change('orders', `o-${i}`, 'created', { i });
+    await waitForSeq(a, 3);
+    const saved = JSON.parse(JSON.stringify(a.snapshot()));
+    await a.close();
+    const b = track(makeClient(server, await server.token(r, 'pos-b')));
+    b.connect();
+    await b.ready();
+    await b.change('orders', 'o-1', 'deleted', {}).result;
+    await b.change('orders', 'o-2', 'updated', { j: 1 }).result;
+    const again = track(makeClient(server, token, { initialState: saved }));
+    const events: ChangeEvent[] = [];
+    const snapshots: unknown[] = [];
+    again.on('change', (e) => events.push(e));
+    again.on('snapshot', (e) => snapshots.push(e));
+    assert.equal(again.seq, 3);
+    again.connect();
+    await again.ready();
+    await waitForSeq(again, 5);
+    assert.deepEqual(snapshots, []);
+    assert.deepEqual(events.map((e) => [e.seq, e.source, e.action]), [
+      [4, 'remote', 'deleted'],
+      [5, 'remote', 'updated'],
+    ]);
+    assertSameState(again.snapshot(), await server.snapshot(r, admin), 'again');
+  });
+
+  it('setUser: names the author of the changes that follow', async () => {
+    const r = 'r-user';
+    const c = track(makeClient(server, await server.token(r, 'pos-a'), { userId: 'u-anna' }));
+    c.connect();
+    await c.ready();
+    await c.change('orders', 'o-1', 'created', {}).result;
+    c.setUser('u-ben');
+    await c.change('orders', 'o-1', 'updated', { x: 1 }).result;
+    c.setUser(null);
+    await c.change('orders', 'o-1', 'updated', { x: 2 }).result;
+    const log = await server.log(r, admin);
+    assert.deepEqual(log.map((e) => e.user_id), ['u-anna', 'u-ben', null]);
+  });
+
+  it('refuses a change larger than the server accepts, instead of sending it forever', async () => {
+    const c = track(makeClient(server, await server.token('r-big', 'pos-a'), { maxMessageBytes: 2048 }));
+    assert.throws(() => c.change('orders', 'o-1', 'created', { blob: 'x'.repeat(3000) }), RangeError);
+    assert.equal(c.pendingChanges().length, 0);
+  });
 });
