@@ -203,6 +203,7 @@ export class PossyncClient {
   private token: string | null = null;
   private tokenPromise: Promise<string | null> | null = null;
   private forceTokenRefresh = false;
+  private failedOpens = 0;
   private changeCounter = 0;
   private onlineListener: (() => void) | null = null;
 
@@ -350,6 +351,8 @@ export class PossyncClient {
     }
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer); // rescheduled when connecting again
+    this.refreshTimer = null;
     if (this.ws) this.dropConnection(1000, 'client disconnect');
     this.setState('offline');
   }
@@ -440,6 +443,7 @@ export class PossyncClient {
       const token = await this.currentToken(this.forceTokenRefresh);
       this.forceTokenRefresh = false;
       if (gen !== this.attemptGen) return;
+      if (token && !this.refreshTimer) this.scheduleTokenRefresh(token);
       if (this.needSnapshot) {
         await this.loadSnapshot('initial');
         if (gen !== this.attemptGen) return;
@@ -514,6 +518,7 @@ export class PossyncClient {
 
   private onOpen(): void {
     this.opened = true;
+    this.failedOpens = 0;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     const now = Date.now();
@@ -557,7 +562,9 @@ export class PossyncClient {
     const id = this.connId;
     this.connId++; // events of the old socket are ignored from now on
     if (this.ws) {
-      this.ws.onopen = this.ws.onmessage = this.ws.onerror = this.ws.onclose = null;
+      // No-ops rather than null: `ws` emits 'error' after an aborted handshake, and an EventEmitter
+      // 'error' without a listener would throw.
+      this.ws.onopen = this.ws.onmessage = this.ws.onerror = this.ws.onclose = noop;
     }
     this.ws = null;
     if (this.connectTimer) clearTimeout(this.connectTimer);
@@ -565,6 +572,11 @@ export class PossyncClient {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.gapTimer) clearTimeout(this.gapTimer);
     this.connectTimer = this.tickTimer = this.flushTimer = this.gapTimer = null;
+    if (!this.opened && ++this.failedOpens % 3 === 0) {
+      // A browser does not tell why an upgrade failed: a revoked or rotated token looks like a
+      // network error. Every third failure in a row, ask the token function for a new one.
+      this.forceTokenRefresh = true;
+    }
     this.outbox.connectionLost(id);
     this.localState.clearBuffer();
     this.ownSeqs.clear();
@@ -884,7 +896,7 @@ export class PossyncClient {
   private scheduleTokenRefresh(token: string): void {
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
-    if (typeof this.opts.token !== 'function' || this.closed) return;
+    if (typeof this.opts.token !== 'function' || this.closed || !this.started) return;
     const claims = decodeTokenClaims(token);
     if (!claims || typeof claims.exp !== 'number') return;
     const now = Date.now();
@@ -903,7 +915,7 @@ export class PossyncClient {
       if (token) this.sendControl({ type: 'auth', token });
     } catch (e) {
       this.emitError('token_refresh_failed', errorMessage(e), e);
-      if (!this.closed) this.refreshTimer = setTimeout(() => void this.refreshToken(), 5000);
+      if (!this.closed && this.started) this.refreshTimer = setTimeout(() => void this.refreshToken(), 5000);
     }
   }
 
@@ -967,6 +979,8 @@ function tokenNearExpiry(token: string): boolean {
   if (!claims || typeof claims.exp !== 'number') return false;
   return claims.exp * 1000 - Date.now() < 5000;
 }
+
+function noop(): void {}
 
 function utf8Length(text: string): number {
   return new TextEncoder().encode(text).length;

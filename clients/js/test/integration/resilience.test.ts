@@ -158,6 +158,26 @@ describe('resilience', () => {
     assert.equal(new Set(log.map((e) => e.change_id)).size, 3);
   });
 
+  it('a server that accepts TCP but never answers the upgrade: connect timeouts, then live once it answers', async () => {
+    const server = await startServer();
+    const r = 'r-hang';
+    const token = await server.token(r, 'pos-h');
+    const c = track(makeClient(server, token, { connectTimeoutMs: 300, initialState: { seq: 0, data: { orders: [], menu_items: [], inventory: [], tables: [], users: [], printers: [] } } }));
+    const codes: string[] = [];
+    c.on('error', (e) => codes.push(e.code));
+    server.pause();
+    try {
+      c.connect();
+      const pending = c.change('orders', 'o-1', 'created', {});
+      await waitFor(() => codes.filter((x) => x === 'connect_timeout').length >= 2, 'two connect timeouts', 10000);
+      server.resume();
+      await c.ready(10000);
+      assert.equal((await pending.result).status, 'applied');
+    } finally {
+      server.resume();
+    }
+  });
+
   it('the outbox in a file outlives the client; an operator disconnect (4002) is resumed', async () => {
     const server = await startServer();
     const admin = await server.adminToken();
