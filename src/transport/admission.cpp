@@ -18,13 +18,13 @@ std::optional<TokenBucket> bucket(double rate, double burst) {
 
 }  // namespace
 
-Admission::Admission(const Config& c)
+Admission::Admission(const TransportOptions& c)
     : ip_connects(keyed(c.ip_connect_rate, c.ip_connect_burst)),
       ip_requests(keyed(c.ip_request_rate, c.ip_request_burst)),
       per_ip(c.max_connections_per_ip),
       per_restaurant(c.max_connections_per_restaurant) {}
 
-DeviceLimiter::DeviceLimiter(const Config& c)
+DeviceLimiter::DeviceLimiter(const TransportOptions& c)
     : messages_(bucket(c.device_message_rate, c.device_message_burst)),
       // The largest message allowed must always fit the byte budget.
       bytes_(bucket(c.device_byte_rate,

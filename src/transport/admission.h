@@ -13,13 +13,13 @@
 #include <optional>
 #include <string>
 
-#include "app/config.h"
 #include "auth/rate_limit.h"
+#include "transport/transport_options.h"
 
 namespace possync {
 
 struct Admission {
-  explicit Admission(const Config& config);
+  explicit Admission(const TransportOptions& options);
 
   std::optional<KeyedLimiter> ip_connects;  // nothing: no limit
   std::optional<KeyedLimiter> ip_requests;
@@ -36,7 +36,7 @@ struct Admitted {
 // The message and byte budget of one WebSocket connection.
 class DeviceLimiter {
  public:
-  explicit DeviceLimiter(const Config& config);
+  explicit DeviceLimiter(const TransportOptions& options);
   // True if a message of `bytes` fits the budget now (and takes it from the budget).
   bool admit(std::size_t bytes);
 

@@ -1,11 +1,10 @@
-// What every connection needs from the server: configuration, the store (reads), the hub
+// What every connection needs from the server: its options, the store (reads), the hub
 // (rooms, fan-out), the commit pipeline (writes), the back-pressure gate and the authenticator.
 // Owned by Server; outlives every session.
 #pragma once
 
 #include <atomic>
 
-#include "app/config.h"
 #include "auth/authenticator.h"
 #include "auth/secret_hasher.h"
 #include "common/metrics.h"
@@ -16,6 +15,7 @@
 #include "sync/hub.h"
 #include "transport/admission.h"
 #include "transport/tls.h"
+#include "transport/transport_options.h"
 
 namespace possync {
 
@@ -23,7 +23,7 @@ class CommitIntake;
 class IoLoops;
 
 struct ServerContext {
-  const Config& config;
+  const TransportOptions& config;  // filled by the program (app/config.h)
   IoLoops& loops;
   CommitIntake& intake;  // where sessions submit changes (batched per loop turn)
   Store& store;
