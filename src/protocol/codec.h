@@ -12,7 +12,6 @@
 
 #include "common/error.h"
 #include "model/change.h"
-#include "store/store.h"
 
 namespace possync {
 
