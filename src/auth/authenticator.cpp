@@ -8,7 +8,7 @@ Authenticator::Authenticator(AuthMode mode, std::vector<JwtKey> keys, Permission
     : mode_(mode), verifier_(std::move(keys)), permissions_(std::move(permissions)) {}
 
 Result<Principal> Authenticator::authenticate(std::string_view token, std::int64_t now_s) const {
-  if (!required()) return Principal{{}, {}, Role::admin, true, 0};
+  if (mode_ == AuthMode::off) return Principal{{}, {}, Role::admin, true, 0};
   if (token.empty()) {
     return Error{errc::kUnauthorized,
                  "a device token is required (Authorization: Bearer, ?token= or "

@@ -45,9 +45,6 @@ class Authenticator {
   Authenticator(AuthMode mode, std::vector<JwtKey> keys,
                 PermissionTable permissions = PermissionTable::defaults());
 
-  AuthMode mode() const { return mode_; }
-  bool required() const { return mode_ == AuthMode::required; }
-
   // The caller behind `token` (empty: the request carried none) at `now_s`.
   Result<Principal> authenticate(std::string_view token, std::int64_t now_s) const;
   // Nothing if `p` may act for `restaurant` as `device` (empty `device`: as any device of it,
