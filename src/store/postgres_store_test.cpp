@@ -19,7 +19,7 @@
 
 #include "store/pg_connection.h"
 #include "store/postgres_store.h"
-#include "store/store_conformance.h"
+#include "store/store_conformance_test.h"
 
 namespace possync::store_test {
 namespace {

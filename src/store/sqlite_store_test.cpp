@@ -10,7 +10,7 @@
 
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
-#include "store/store_conformance.h"
+#include "store/store_conformance_test.h"
 
 namespace possync::store_test {
 namespace {

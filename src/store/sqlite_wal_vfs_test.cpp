@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <string>
 
-#include "store/store_conformance.h"
+#include "store/store_conformance_test.h"
 
 namespace possync {
 namespace {

@@ -1,11 +1,11 @@
 // One conformance suite for the Store contract (store/store.h), run against every implementation:
-// the cases are here, the fixture in store_conformance.h, and each backend's test file
+// the cases are here, the fixture in store_conformance_test.h, and each backend's test file
 // instantiates them (sqlite_store_test.cpp: memory and SQLite; postgres_store_test.cpp).
 #include <atomic>
 #include <limits>
 #include <thread>
 
-#include "store/store_conformance.h"
+#include "store/store_conformance_test.h"
 
 namespace possync::store_test {
 namespace {
