@@ -26,10 +26,10 @@
 // reaches it.
 #pragma once
 
+#include <array>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/container/devector.hpp>
-#include <array>
 #include <chrono>
 #include <deque>
 #include <memory>
