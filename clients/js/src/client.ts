@@ -977,7 +977,8 @@ export class PossyncClient {
 function tokenNearExpiry(token: string): boolean {
   const claims = decodeTokenClaims(token);
   if (!claims || typeof claims.exp !== 'number') return false;
-  return claims.exp * 1000 - Date.now() < 5000;
+  // Only a token about to expire in transit; refreshing ahead of time is the refresh timer's job.
+  return claims.exp * 1000 - Date.now() < 1000;
 }
 
 function noop(): void {}

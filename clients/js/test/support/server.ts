@@ -1,7 +1,7 @@
 // Starts the real possync-server binary for the integration tests (no mock): a fresh SQLite store
 // and key file in a temporary directory, a loopback port, tokens issued by the binary itself.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -142,6 +142,25 @@ export class TestServer {
       '--ttl', ttl,
     ]);
     return stdout.trim();
+  }
+
+  /**
+   * A device token signed here (HS256 with Node's crypto: independent of the server's code, and
+   * instant, for tests where the time to issue a token matters).
+   */
+  signToken(restaurant: string, device: string, role: string, ttlSeconds: number): string {
+    const [kid, secret] = readFileSync(this.keyFile, 'utf8').trim().split(/\s+/);
+    const now = Math.floor(Date.now() / 1000);
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const input = `${part({ alg: 'HS256', typ: 'JWT', kid })}.${part({
+      restaurant_id: restaurant,
+      device_id: device,
+      role,
+      iat: now,
+      exp: now + ttlSeconds,
+    })}`;
+    const key = Buffer.from(secret!, 'base64url');
+    return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
   }
 
   async adminToken(): Promise<string> {
