@@ -116,7 +116,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
           hub.publish(outcomes, &tasks);
         }
       });
-  CommitIntake intake(pipeline, loops);
+  CommitIntake intake(pipeline, loops, &backpressure);
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
   Admission admission(config);
   ServerContext ctx{config,   loops, intake, db,        hub,          pipeline,

@@ -26,11 +26,11 @@ bool CommitPipeline::submit(ChangeRequest request, Completion done, std::size_t 
   return submit(one);
 }
 
-bool CommitPipeline::submit(std::vector<Submission>& batch) {
+bool CommitPipeline::submit(std::vector<Submission>& batch, bool counted) {
   if (batch.empty()) return true;
   const std::size_t n = batch.size();
   // Counted before the writer can see them: they may be committed (and uncounted) at once.
-  if (options_.backpressure) options_.backpressure->changes_queued(n);
+  if (options_.backpressure && !counted) options_.backpressure->changes_queued(n);
   auto refuse = [&] {
     if (options_.backpressure) options_.backpressure->changes_done(n);
     return false;

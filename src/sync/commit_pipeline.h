@@ -72,7 +72,9 @@ class CommitPipeline {
   // Queues several requests, in order, with one hand-over to the writer; `batch` is emptied.
   // Returns false (taking none of them, `batch` untouched) once stop_intake() or stop() has been
   // called.
-  bool submit(std::vector<Submission>& batch);
+  // `counted`: the caller has already counted them in Options::backpressure (changes_queued); the
+  // pipeline takes that count over either way (uncounts them when it refuses them, as its own).
+  bool submit(std::vector<Submission>& batch, bool counted = false);
 
   // Calls `done` (where completions run) once everything submitted before this call has been
   // committed and its completions have run (at once if the pipeline is stopping).

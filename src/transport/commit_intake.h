@@ -15,8 +15,10 @@ namespace possync {
 
 class CommitIntake {
  public:
-  CommitIntake(CommitPipeline& pipeline, IoLoops& loops)
-      : pipeline_(pipeline), loops_(loops), pending_(loops.count()) {}
+  // `backpressure` (optional) counts a change from its submit() on, as the pipeline does once it
+  // holds it, so that the gate closes within the turn that fills it.
+  CommitIntake(CommitPipeline& pipeline, IoLoops& loops, Backpressure* backpressure = nullptr)
+      : pipeline_(pipeline), loops_(loops), backpressure_(backpressure), pending_(loops.count()) {}
 
   // Queues `request`; `done` runs on `loop` with its outcome (a `shutting_down` rejection if the
   // pipeline no longer takes changes).
@@ -27,6 +29,7 @@ class CommitIntake {
 
   CommitPipeline& pipeline_;
   IoLoops& loops_;
+  Backpressure* backpressure_;
   std::vector<std::vector<CommitPipeline::Submission>> pending_;  // per loop
 };
 

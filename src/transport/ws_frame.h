@@ -85,6 +85,10 @@ class FrameReader {
   // frame is still reported; after a protocol error, everything is skipped.
   std::optional<Event> next();
 
+  // Stops reading the current input: its unread bytes are kept and come first at the next feed()
+  // (feed an empty span to go on with them alone).
+  void keep_rest() { compact(); }
+
   // Whether bytes of an unfinished frame or message are held (memory an idle connection keeps).
   bool holds_data() const { return !kept_.empty() || !message_.empty(); }
   // Whether an error or a close frame has been seen.

@@ -100,7 +100,7 @@ void WsSession<Stream>::run(std::string response, std::string early) {
 
 template <class Stream>
 void WsSession<Stream>::read_next() {
-  if (reading_ended_) return;
+  if (reading_ended_ || socket_closed_) return;
   // While overloaded, the device's socket is left unread: TCP holds its messages back until the
   // server has caught up (sync/backpressure.h). A closing connection is read on regardless.
   if (!closing_ && !ctx_.backpressure.open()) {
@@ -110,6 +110,12 @@ void WsSession<Stream>::read_next() {
       }
     });
     return;
+  }
+  if (paused_) {
+    // Frames read before the gate closed come first.
+    paused_ = false;
+    consume({});
+    if (paused_ || reading_ended_ || socket_closed_) return read_next();
   }
   if constexpr (kIsTls<Stream>) {
     if (!tls_in_) tls_in_ = std::make_unique<char[]>(kTlsReadBytes);
@@ -129,6 +135,7 @@ template <class Stream>
 void WsSession<Stream>::on_received(beast::error_code ec, std::size_t bytes) {
   if (ec) return end_reading(ec);
   consume(std::span<char>(first_bytes_.data(), bytes));
+  if (paused_) return read_next();
   // A full buffer: the rest of a longer message (or more messages) waits in the socket; read it
   // into the loop's shared buffer until the socket is drained.
   std::size_t last = bytes;
@@ -145,6 +152,7 @@ void WsSession<Stream>::on_received(beast::error_code ec, std::size_t bytes) {
     if (ec == net::error::would_block) break;
     if (ec) return end_reading(ec);
     consume(buffer.first(last));
+    if (paused_) return read_next();
   }
   if (reading_ended_ || socket_closed_) return;
   read_next();
@@ -166,6 +174,13 @@ void WsSession<Stream>::consume(std::span<char> bytes) {
     switch (event->kind) {
       case ws::Event::Kind::message:
         if (!closing_) on_message(event->payload, event->text);
+        if (!closing_ && !ctx_.backpressure.open()) {
+          // Overloaded: the rest of what was read waits with the reader, like what is still in
+          // the socket, until the gate opens (read_next).
+          reader_.keep_rest();
+          paused_ = true;
+          return;
+        }
         break;
       case ws::Event::Kind::ping:
         if (!closing_) {

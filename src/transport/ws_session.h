@@ -194,6 +194,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   bool write_scheduled_ = false;
   bool writing_ = false;  // waiting for the socket to take more (or a TLS write under way)
   bool reading_ended_ = false;
+  bool paused_ = false;       // overloaded: frames read but not handled wait in reader_
   bool closing_ = false;      // a close frame is queued or sent; nothing else is sent any more
   bool close_sent_ = false;   // our close frame is written
   bool peer_closed_ = false;  // the peer's close frame (or end of stream) arrived

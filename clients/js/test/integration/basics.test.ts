@@ -304,4 +304,33 @@ describe('basics', () => {
     assert.throws(() => c.change('orders', 'o-1', 'created', { blob: 'x'.repeat(3000) }), RangeError);
     assert.equal(c.pendingChanges().length, 0);
   });
+
+  it('two connections of one device (two tabs): each gets the other one\'s changes (read from the log)', async () => {
+    const r = 'r-tabs';
+    const token = await server.token(r, 'pos-a');
+    const tab1 = track(makeClient(server, token, { storageKey: 'tab1', gapFetchDelayMs: 200 }));
+    const tab2 = track(makeClient(server, token, { storageKey: 'tab2', gapFetchDelayMs: 200 }));
+    const replica = new EventReplica(tab2);
+    tab1.connect();
+    tab2.connect();
+    await Promise.all([tab1.ready(), tab2.ready()]);
+    // The server forwards nothing of pos-a's changes to pos-a's connections: tab2 sees a gap
+    // only once a later change arrives, or never if none does; tab1's changes reach it through
+    // the log when it writes itself.
+    await tab1.change('orders', 'o-1', 'created', { by: 'tab1' }).result;
+    await tab2.change('orders', 'o-2', 'created', { by: 'tab2' }).result;
+    await waitForSeq(tab2, 2);
+    assert.equal(tab2.get('orders', 'o-1')?.by, 'tab1');
+    const other = track(makeClient(server, await server.token(r, 'pos-b')));
+    other.connect();
+    await other.ready();
+    await tab1.change('orders', 'o-3', 'created', { by: 'tab1' }).result;
+    await other.change('orders', 'o-4', 'created', { by: 'other' }).result;
+    await waitForSeq(tab2, 4);
+    await waitForSeq(tab1, 4);
+    const snap = await server.snapshot(r, admin);
+    assertSameState(tab1.snapshot(), snap, 'tab1');
+    assertSameState(tab2.snapshot(), snap, 'tab2');
+    assert.deepEqual(replica.seqs, [1, 2, 3, 4]);
+  });
 });
