@@ -20,9 +20,6 @@ struct Overloaded : Ts... {
   using Ts::operator()...;
 };
 
-// How long a closing connection may take to finish the closing handshake before TCP is cut.
-constexpr auto kCloseGrace = std::chrono::seconds(5);
-
 // Messages over the rate limit in a row after which the connection is closed (4029).
 constexpr std::uint32_t kMaxRefusedInARow = 50;
 
@@ -730,7 +727,8 @@ void WsSession<Stream>::close_with(std::uint16_t code, std::string reason, bool 
           std::make_shared<const std::string>(code == 0 ? std::string()
                                                         : ws::close_payload(code, reason)),
           {});
-  close_timer_.expires_after(kCloseGrace);
+  // The closing handshake may take as long as the opening one (--handshake-timeout).
+  close_timer_.expires_after(ctx_.config.handshake_timeout);
   close_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
     if (auto self = weak.lock(); self && !ec) self->close_socket();
   });
