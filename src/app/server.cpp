@@ -111,7 +111,9 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
        .commit_on_caller = db.commits_in_memory()},
       [&hub, b = broker.get()](std::span<const Outcome> outcomes, LoopTasks& tasks) {
         if (b) {
-          b->publish_local(outcomes, tasks);
+          // The broker hands its deliveries over at once, under its lock: its own catch-ups
+          // publish from another thread, and the loops must get both in seq order.
+          b->publish_local(outcomes);
         } else {
           hub.publish(outcomes, &tasks);
         }

@@ -44,7 +44,7 @@ void Broker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Broker::publish_local(std::span<const Outcome> outcomes, LoopTasks* tasks) {
+void Broker::publish_local(std::span<const Outcome> outcomes) {
   // One commit's applied outcomes, by restaurant (each restaurant's in ascending seq order).
   std::map<std::string_view, std::vector<Outcome>> by_restaurant;
   for (const auto& o : outcomes) {
@@ -56,7 +56,7 @@ void Broker::publish_local(std::span<const Outcome> outcomes, LoopTasks* tasks) 
   {
     std::lock_guard lock(publish_mutex_);
     for (const auto& [restaurant, list] : by_restaurant) {
-      const auto published = hub_.publish_in_order(restaurant, list, 0, tasks);
+      const auto published = hub_.publish_in_order(restaurant, list);
       if (published && *published < list.back().entry->seq) {
         std::lock_guard marks(mutex_);
         marked_.emplace(restaurant);

@@ -53,12 +53,10 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // The commit pipeline's hook: this node's outcomes of one commit, in seq order; deliveries join
-  // `tasks` if given.
-  void publish_local(std::span<const Outcome> outcomes, LoopTasks* tasks = nullptr);
-  void publish_local(std::span<const Outcome> outcomes, LoopTasks& tasks) {
-    publish_local(outcomes, &tasks);
-  }
+  // The commit pipeline's hook: this node's outcomes of one commit, in seq order. Deliveries are
+  // handed to the loops before it returns (under the broker's lock, like its catch-ups', so that
+  // the loops receive one restaurant's changes in seq order).
+  void publish_local(std::span<const Outcome> outcomes);
 
   // Stops the thread. Idempotent.
   void stop();
