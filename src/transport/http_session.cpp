@@ -262,6 +262,10 @@ WsNextLayer<Stream> HttpSession<Stream>::ws_next_layer() {
 
 template <class Stream>
 void HttpSession<Stream>::write(Response res) {
+  // Once the server is stopping, a response is its connection's last, and says so
+  // (`Connection: close`). Decided here, not when the write completes: a response that went out
+  // as keep-alive leaves its connection open, however soon after it SIGTERM arrives.
+  if (ctx_.stopping) res.keep_alive(false);
   const bool close = !res.keep_alive();
   pending_ = std::make_shared<Response>(std::move(res));
   http::async_write(
@@ -272,7 +276,7 @@ void HttpSession<Stream>::write(Response res) {
 template <class Stream>
 void HttpSession<Stream>::on_write(bool close_after, beast::error_code ec, std::size_t) {
   pending_.reset();
-  if (ec || close_after || ctx_.stopping) return close();
+  if (ec || close_after) return close();
   do_read();
 }
 
