@@ -54,7 +54,9 @@ void Hub::leave(const std::string& restaurant, const Subscriber* s) {
   std::lock_guard lock(mutex_);
   auto it = rooms_.find(restaurant);
   if (it == rooms_.end()) return;
-  auto& room = *it->second;
+  // Held past room_lock: erasing the room below may drop the last other reference to it.
+  const std::shared_ptr<Room> held = it->second;
+  Room& room = *held;
   std::lock_guard room_lock(room.mutex_);
   auto& subs = room.subscribers_;
   auto found = std::find_if(subs.begin(), subs.end(), [&](const auto& p) { return p.get() == s; });
