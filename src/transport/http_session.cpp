@@ -221,10 +221,14 @@ void HttpSession<Stream>::upgrade(Request req) {
   Admitted admitted{ctx_.admission.per_ip.try_acquire(client_address(req)),
                     ctx_.admission.per_restaurant.try_acquire(origin.restaurant_id)};
   if (!admitted.ip || !admitted.restaurant) {
+    const bool by_address = !admitted.ip;
+    // Given back before the refusal is written: its client may connect again as soon as it has
+    // read the answer, maybe on another loop, and must find the slot free.
+    admitted = {};
     return too_many(
         req,
-        {errc::kTooManyConnections, !admitted.ip ? "too many open connections from this address"
-                                                 : "too many open connections for this restaurant"},
+        {errc::kTooManyConnections, by_address ? "too many open connections from this address"
+                                               : "too many open connections for this restaurant"},
         std::chrono::seconds(5), true);
   }
   if (caller->anonymous) {
