@@ -59,7 +59,7 @@ class ScriptsTest(unittest.TestCase):
             "possync-server --port 8080 --store memory",
         ])
 
-    def test_test_builds_and_tests_everything_in_both_presets(self):
+    def test_test_builds_and_tests_everything_in_both_presets_then_the_tsan_part(self):
         calls = self.run_script("test", env={"POSSYNC_TEST_PG_URL": "postgresql://x@h:1/db"})
         builds = [c for c in calls if c.startswith(("cmake", "ctest"))]
         self.assertEqual(builds, [
@@ -69,6 +69,10 @@ class ScriptsTest(unittest.TestCase):
             "cmake --preset asan",
             "cmake --build --preset asan",
             "ctest --preset asan --timeout 600",
+            # The tsan presets build only what their tests need and select the tests labelled tsan.
+            "cmake --preset tsan",
+            "cmake --build --preset tsan",
+            "ctest --preset tsan --timeout 600",
         ])
         self.assertIn("fuzz 20", calls)
 
