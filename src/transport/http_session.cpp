@@ -1,15 +1,19 @@
 #include "transport/http_session.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/url/parse.hpp>
+
 #include <charconv>
+#include <utility>
 
 #include "common/ids.h"
 #include "common/time.h"
+#include "transport/io_loops.h"
 #include "transport/request_auth.h"
 #include "transport/ws_handshake.h"
 #include "transport/ws_session.h"
@@ -21,7 +25,22 @@ namespace net = boost::asio;
 namespace possync {
 namespace {
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
-}
+
+// A socket's descriptor on its way from one loop to another: closed unless taken.
+class ReleasedSocket {
+ public:
+  explicit ReleasedSocket(int fd) : fd_(fd) {}
+  ReleasedSocket(const ReleasedSocket&) = delete;
+  ReleasedSocket& operator=(const ReleasedSocket&) = delete;
+  ~ReleasedSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int take() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+}  // namespace
 
 template <class Stream>
 HttpSession<Stream>::HttpSession(net::ip::tcp::socket&& socket,
@@ -249,10 +268,44 @@ void HttpSession<Stream>::upgrade(Request req) {
   // Bytes the client sent after the request (its first frames) were read with it.
   std::string early(static_cast<const char*>(buffer_.cdata().data()), buffer_.size());
   buffer_.clear();
-  std::make_shared<WsSession<Stream>>(ws_next_layer(), std::move(tls_), ctx_, loop_,
-                                      std::move(origin), std::move(*caller), std::move(admitted),
-                                      since)
-      ->run(std::move(response), std::move(early));
+  const std::size_t home = ctx_.loops.home(origin.restaurant_id);
+  auto start = [&ctx = ctx_, origin = std::move(origin), caller = std::move(*caller),
+                admitted = std::move(admitted), since, response = std::move(response),
+                early = std::move(early)](WsNextLayer<Stream>&& next, std::shared_ptr<void> keep,
+                                          std::size_t loop) mutable {
+    std::make_shared<WsSession<Stream>>(std::move(next), std::move(keep), ctx, loop,
+                                        std::move(origin), std::move(caller), std::move(admitted),
+                                        since)
+        ->run(std::move(response), std::move(early));
+  };
+  // A restaurant's WebSockets live on its home loop. A TLS stream cannot change loops (its
+  // state is bound to the socket's executor): it stays where it was accepted, and its deliveries
+  // cross over to it like those of another node's commits.
+  if constexpr (!kIsTls<Stream>) {
+    if (home != loop_) return move_to_loop(home, std::move(start));
+  }
+  start(ws_next_layer(), std::move(tls_), loop_);
+}
+
+template <class Stream>
+template <class Start>
+void HttpSession<Stream>::move_to_loop(std::size_t loop, Start start) {
+  // The descriptor leaves this loop's reactor and joins the other's; owned by `fd` until then,
+  // so that it is closed if the loop stops before it runs the hand-over.
+  auto socket = ws_next_layer();
+  beast::error_code ec;
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  if (ec) return;  // the peer is gone already
+  auto fd = std::make_unique<ReleasedSocket>(socket.release(ec));
+  if (ec) return;
+  net::post(ctx_.loops.context(loop),
+            [&ctx = ctx_, loop, protocol, fd = std::move(fd), start = std::move(start)]() mutable {
+              beast::error_code ec;
+              net::ip::tcp::socket moved(ctx.loops.context(loop));
+              moved.assign(protocol, fd->take(), ec);
+              if (ec) return;
+              start(std::move(moved), nullptr, loop);
+            });
 }
 
 template <class Stream>

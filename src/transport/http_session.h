@@ -34,6 +34,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void upgrade(Request req);
+  // Hands the upgraded (plain) connection over to `loop`, where `start` runs with its socket.
+  template <class Start>
+  void move_to_loop(std::size_t loop, Start start);
   void write(Response res);
   void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);
   void close();

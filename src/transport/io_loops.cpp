@@ -55,6 +55,10 @@ std::size_t IoLoops::pick() {
   return next_.fetch_add(1, std::memory_order_relaxed) % loops_.size();
 }
 
+std::size_t IoLoops::home(std::string_view restaurant) const {
+  return std::hash<std::string_view>{}(restaurant) % loops_.size();
+}
+
 void IoLoops::defer(std::size_t loop, Task task) {
   Loop& l = *loops_[loop];
   l.deferred.push_back(std::move(task));

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,6 +42,10 @@ class IoLoops final : public Loops {
   boost::asio::io_context& context(std::size_t loop) { return loops_[loop]->ioc; }
   // The loop a new connection goes to (round robin).
   std::size_t pick();
+  // The loop where the WebSocket connections of `restaurant` live: all of them on one loop, so a
+  // commit of the restaurant reaches its devices without crossing a thread (with the memory
+  // store not at all: read, commit and fan-out run to completion on that loop).
+  std::size_t home(std::string_view restaurant) const;
   // The calling loop's receive buffer.
   std::span<char> buffer(std::size_t loop) { return loops_[loop]->buffer; }
   // Runs `task` on `loop` (the calling thread's own) at the end of the current turn.
