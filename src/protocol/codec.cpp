@@ -205,8 +205,11 @@ Result<json::object> parse_object(std::string_view text) {
   return std::move(v.as_object());
 }
 
-Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
-                                const ProtocolLimits& limits) {
+namespace {
+
+// decode_change(); takes `data` out of `owned` (the same object as `msg`) if given.
+Result<ChangeMsg> decode_change_from(const json::object& msg, json::object* owned,
+                                     const Origin& origin, const ProtocolLimits& limits) {
   ChangeMsg out;
   Change& c = out.change;
   c.restaurant_id = origin.restaurant_id;
@@ -231,7 +234,11 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
   if (auto p = check_data(*data, 1, limits, values)) {
     return Error{p->code, fmt::format("field 'data{}' {}", p->path, p->what)};
   }
-  c.data = data->get_object();
+  if (owned != nullptr) {
+    c.data = std::move(owned->find("data")->value().get_object());
+  } else {
+    c.data = data->get_object();
+  }
 
   if (typed == nullptr) {
     const auto* v = msg.if_contains("data_type");
@@ -304,8 +311,8 @@ Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
   return out;
 }
 
-Result<ClientMessage> decode_message(const json::object& msg, const Origin& origin,
-                                     const ProtocolLimits& limits) {
+Result<ClientMessage> decode_message_from(const json::object& msg, json::object* owned,
+                                          const Origin& origin, const ProtocolLimits& limits) {
   const auto* t = msg.if_contains("type");
   if (t == nullptr || t->is_null()) return missing("type");
   if (!t->is_string()) return wrong_type("type", "a string");
@@ -341,11 +348,33 @@ Result<ClientMessage> decode_message(const json::object& msg, const Origin& orig
     return ClientMessage{UserChangedMsg{std::move(**user)}};
   }
   if (type == "data_change" || data_type_by_typed_update(type) != nullptr) {
-    auto change = decode_change(msg, origin, limits);
+    auto change = decode_change_from(msg, owned, origin, limits);
     if (!change) return change.error();
     return ClientMessage{std::move(*change)};
   }
   return Error{errc::kUnknownType, fmt::format("unknown message type '{}'", type)};
+}
+
+}  // namespace
+
+Result<ChangeMsg> decode_change(const json::object& msg, const Origin& origin,
+                                const ProtocolLimits& limits) {
+  return decode_change_from(msg, nullptr, origin, limits);
+}
+
+Result<ChangeMsg> decode_change(json::object&& msg, const Origin& origin,
+                                const ProtocolLimits& limits) {
+  return decode_change_from(msg, &msg, origin, limits);
+}
+
+Result<ClientMessage> decode_message(const json::object& msg, const Origin& origin,
+                                     const ProtocolLimits& limits) {
+  return decode_message_from(msg, nullptr, origin, limits);
+}
+
+Result<ClientMessage> decode_message(json::object&& msg, const Origin& origin,
+                                     const ProtocolLimits& limits) {
+  return decode_message_from(msg, &msg, origin, limits);
 }
 
 std::string render_registered(const Origin& origin, std::uint64_t seq) {
@@ -395,9 +424,25 @@ json::object outcome_to_json(const Outcome& outcome) {
 }
 
 std::string render_ack(const Outcome& outcome) {
-  auto o = envelope("ack");
-  for (auto& member : outcome_to_json(outcome)) o[member.key()] = std::move(member.value());
-  return json_text(o);
+  // Written straight out (one per change): the members of outcome_to_json, in its order.
+  const bool rejected = outcome.status == OutcomeStatus::rejected;
+  std::string out;
+  out.reserve(96 + outcome.change_id.size());
+  JsonWriter w(out);
+  w.raw(R"({"type":"ack","change_id":)").string(outcome.change_id).raw(R"(,"seq":)");
+  if (rejected) {
+    w.raw("null");
+  } else {
+    w.number(outcome.seq);
+  }
+  w.raw(R"(,"status":")").raw(to_string(outcome.status)).raw("\"");
+  if (rejected) {
+    w.raw(R"(,"error":{"code":)").string(outcome.error.code);
+    w.raw(R"(,"message":)").string(outcome.error.message).raw("}");
+    if (outcome.error.code == errc::kConflict) w.raw(R"(,"current":)").value(outcome.current);
+  }
+  w.raw("}");
+  return out;
 }
 
 std::string render_caught_up(std::uint64_t seq) {
@@ -426,7 +471,14 @@ std::string render_live_change(const LogEntry& entry) {
   w.raw(R"(,"data_type":")").raw(d.name).raw(R"(","device_id":)").string(c.device_id);
   w.raw(R"(,"restaurant_id":)").string(c.restaurant_id);
   // For user_update the receiving app reads the record id from `user_id` (set above).
-  if (c.data_type != DataType::users) w.raw(R"(,"user_id":)").value(user_id_json(c.user_id));
+  if (c.data_type != DataType::users) {
+    w.raw(R"(,"user_id":)");
+    if (c.user_id.empty()) {
+      w.raw("null");
+    } else {
+      w.string(c.user_id);
+    }
+  }
   w.raw(R"(,"timestamp":)").string(iso8601_utc(entry.committed_at_ms));
   w.raw(R"(,"seq":)").number(entry.seq).raw(R"(,"change_id":)").string(c.change_id).raw("}");
   return out;

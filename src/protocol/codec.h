@@ -65,12 +65,18 @@ Result<boost::json::object> parse_object(std::string_view text);
 // Decodes one WebSocket message.
 Result<ClientMessage> decode_message(const boost::json::object& msg, const Origin& origin,
                                      const ProtocolLimits& limits);
+// The same, taking a change's `data` out of `msg` instead of copying it (the rest of `msg`, e.g.
+// its change_id for an error, stays readable).
+Result<ClientMessage> decode_message(boost::json::object&& msg, const Origin& origin,
+                                     const ProtocolLimits& limits);
 
 // Decodes a change: a typed update or a data_change (also the entries of POST /api/sync, where a
 // missing "type" means data_change). Assigns a server change id when the client gave none.
 // Validates the action against the data type (unknown_action) and `data` against `limits`
 // (data_too_deep, too_many_fields, string_too_long, invalid_number).
 Result<ChangeMsg> decode_change(const boost::json::object& msg, const Origin& origin,
+                                const ProtocolLimits& limits);
+Result<ChangeMsg> decode_change(boost::json::object&& msg, const Origin& origin,
                                 const ProtocolLimits& limits);
 
 // A user id as it goes on the wire: "no user" is null, as today's app sends it.

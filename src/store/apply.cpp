@@ -88,7 +88,8 @@ Outcome apply_one(StoreTxn& txn, HeadCache& heads, const ChangeRequest& request,
     object["id"] = change.record_id;
     object["version"] = seq;
     object["updated_at"] = iso8601_utc(options.now_ms);
-    txn.save_record(change.restaurant_id, change.data_type, change.record_id, object, seq);
+    txn.save_record(change.restaurant_id, change.data_type, change.record_id, std::move(object),
+                    seq);
   }
 
   auto entry = std::make_shared<LogEntry>();
@@ -96,7 +97,7 @@ Outcome apply_one(StoreTxn& txn, HeadCache& heads, const ChangeRequest& request,
   entry->committed_at_ms = options.now_ms;
   entry->change = change;
   entry->change.base_version.reset();
-  txn.append_log(*entry);
+  txn.append_log(entry);
   txn.add_change_id(change.restaurant_id, change.change_id, seq);
 
   Outcome out;

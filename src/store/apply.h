@@ -27,10 +27,11 @@ class StoreTxn {
   virtual std::optional<boost::json::object> load_record(std::string_view restaurant, DataType type,
                                                          std::string_view record_id) = 0;
   virtual void save_record(std::string_view restaurant, DataType type, std::string_view record_id,
-                           const boost::json::object& record, std::uint64_t version) = 0;
+                           boost::json::object record, std::uint64_t version) = 0;
   virtual void delete_record(std::string_view restaurant, DataType type,
                              std::string_view record_id) = 0;
-  virtual void append_log(const LogEntry& entry) = 0;
+  // The entry is shared with the commit's Outcome (and kept as it is by the memory store).
+  virtual void append_log(const std::shared_ptr<const LogEntry>& entry) = 0;
   // Removes log entries and change ids with seq <= up_to_seq.
   virtual void prune(std::string_view restaurant, std::uint64_t up_to_seq) = 0;
 };

@@ -9,10 +9,16 @@
 namespace possync {
 namespace {
 
+// Lets change_ids be searched with a string_view (no string made per lookup).
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct RestaurantData {
   LogHead head;
-  std::map<std::uint64_t, LogEntry> log;
-  std::unordered_map<std::string, std::uint64_t> change_ids;
+  std::map<std::uint64_t, std::shared_ptr<const LogEntry>> log;  // shared with the Outcomes
+  std::unordered_map<std::string, std::uint64_t, StringHash, std::equal_to<>> change_ids;
   std::array<std::map<std::string, boost::json::object, std::less<>>, kDataTypes.size()> records;
 };
 
@@ -31,7 +37,7 @@ class MemoryTxn final : public StoreTxn {
   std::optional<std::uint64_t> find_change(std::string_view r, std::string_view id) override {
     auto it = data_.find(r);
     if (it == data_.end()) return std::nullopt;
-    auto found = it->second.change_ids.find(std::string(id));
+    auto found = it->second.change_ids.find(id);
     if (found == it->second.change_ids.end()) return std::nullopt;
     return found->second;
   }
@@ -48,15 +54,20 @@ class MemoryTxn final : public StoreTxn {
     return found->second;
   }
   void save_record(std::string_view r, DataType type, std::string_view id,
-                   const boost::json::object& record, std::uint64_t) override {
-    at(r).records[static_cast<std::size_t>(type)][std::string(id)] = record;
+                   boost::json::object record, std::uint64_t) override {
+    auto& records = at(r).records[static_cast<std::size_t>(type)];
+    if (auto it = records.find(id); it != records.end()) {
+      it->second = std::move(record);
+    } else {
+      records.emplace(std::string(id), std::move(record));
+    }
   }
   void delete_record(std::string_view r, DataType type, std::string_view id) override {
     auto& records = at(r).records[static_cast<std::size_t>(type)];
     if (auto it = records.find(id); it != records.end()) records.erase(it);
   }
-  void append_log(const LogEntry& entry) override {
-    at(entry.change.restaurant_id).log.emplace(entry.seq, entry);
+  void append_log(const std::shared_ptr<const LogEntry>& entry) override {
+    at(entry->change.restaurant_id).log.emplace(entry->seq, entry);
   }
   void prune(std::string_view r, std::uint64_t up_to_seq) override {
     auto& d = at(r);
@@ -90,7 +101,7 @@ class MemoryStore final : public Store {
     page.head = it->second.head;
     for (auto e = it->second.log.upper_bound(after);
          e != it->second.log.end() && page.entries.size() < limit; ++e) {
-      page.entries.push_back(e->second);
+      page.entries.push_back(*e->second);
     }
     return page;
   }

@@ -262,10 +262,10 @@ class Writer final : public StoreTxn {
     return it->second.body;
   }
   void save_record(std::string_view r, DataType type, std::string_view id,
-                   const boost::json::object& record, std::uint64_t version) override {
+                   boost::json::object record, std::uint64_t version) override {
     auto& state =
         records_[RecordKey{std::string(r), std::string(info(type).name), std::string(id)}];
-    state.body = record;
+    state.body = std::move(record);
     state.version = version;
     state.dirty = true;
   }
@@ -275,7 +275,8 @@ class Writer final : public StoreTxn {
     state.body.reset();
     state.dirty = true;
   }
-  void append_log(const LogEntry& e) override {
+  void append_log(const std::shared_ptr<const LogEntry>& entry) override {
+    const LogEntry& e = *entry;
     const Change& c = e.change;
     log_.restaurant.add(c.restaurant_id);
     log_.seq.add(e.seq);

@@ -508,7 +508,7 @@ class Writer final : public StoreTxn {
     return parse_stored_object(select_record_->text(0));
   }
   void save_record(std::string_view r, DataType type, std::string_view id,
-                   const boost::json::object& record, std::uint64_t version) override {
+                   boost::json::object record, std::uint64_t version) override {
     upsert_record_->bind(1, r)
         .bind(2, info(type).name)
         .bind(3, id)
@@ -519,7 +519,8 @@ class Writer final : public StoreTxn {
   void delete_record(std::string_view r, DataType type, std::string_view id) override {
     delete_record_->bind(1, r).bind(2, info(type).name).bind(3, id).run();
   }
-  void append_log(const LogEntry& e) override {
+  void append_log(const std::shared_ptr<const LogEntry>& entry) override {
+    const LogEntry& e = *entry;
     const Change& c = e.change;
     insert_log_->bind(1, c.restaurant_id)
         .bind(2, e.seq)

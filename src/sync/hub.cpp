@@ -42,6 +42,7 @@ Hub::Membership Hub::join(const std::string& restaurant, std::shared_ptr<Subscri
   {
     std::lock_guard room_lock(room->mutex_);
     room->subscribers_.push_back(std::move(s));
+    room->retarget(loop_count());
     m.published_seq = room->published_seq_;
   }
   ++connections_;
@@ -62,14 +63,21 @@ void Hub::leave(const std::string& restaurant, const Subscriber* s) {
   auto found = std::find_if(subs.begin(), subs.end(), [&](const auto& p) { return p.get() == s; });
   if (found == subs.end()) return;
   subs.erase(found);
+  room.retarget(loop_count());
   --connections_;
   if (subs.empty()) rooms_.erase(it);
 }
 
-std::vector<std::shared_ptr<Subscriber>> Room::advance(std::uint64_t seq) {
+std::shared_ptr<const Room::Targets> Room::advance(std::uint64_t seq) {
   std::lock_guard lock(mutex_);
   published_seq_ = std::max(published_seq_, seq);
-  return subscribers_;
+  return targets_;
+}
+
+void Room::retarget(std::size_t loop_count) {
+  auto targets = std::make_shared<Targets>(loop_count);
+  for (const auto& s : subscribers_) (*targets)[s->loop() % loop_count].push_back(s);
+  targets_ = std::move(targets);
 }
 
 void Hub::add_delivery(DeliveryBatch& batch, const Outcome& outcome) const {
@@ -84,23 +92,19 @@ std::shared_ptr<Room> Hub::find_room(std::string_view restaurant) const {
 }
 
 void Hub::deliver(std::shared_ptr<const DeliveryBatch> batch,
-                  const std::vector<std::shared_ptr<Subscriber>>& targets, LoopTasks& tasks) const {
-  if (targets.empty()) return;
+                  std::shared_ptr<const Room::Targets> targets, LoopTasks& tasks) const {
+  if (!targets) return;
   std::size_t bytes = 0;
   for (const Delivery& d : *batch) bytes += d.payload.size();
-  // The subscribers of each loop, in room order; most rooms have all theirs on few loops.
-  const std::size_t loop_count = loops_ ? loops_->count() : 1;
-  std::vector<std::vector<std::shared_ptr<Subscriber>>> by_loop(loop_count);
-  for (const auto& t : targets) by_loop[loops_ ? t->loop() : 0].push_back(t);
-  for (std::size_t loop = 0; loop < loop_count; ++loop) {
-    if (by_loop[loop].empty()) continue;
+  for (std::size_t loop = 0; loop < targets->size(); ++loop) {
+    const std::size_t count = (*targets)[loop].size();
+    if (count == 0) continue;
     // Tasks are copyable (std::function): the move-only charge is shared.
     std::shared_ptr<Backpressure::Charge> charge;
-    if (backpressure_) {
-      charge = std::make_shared<Backpressure::Charge>(*backpressure_, bytes * by_loop[loop].size());
-    }
-    tasks.add(loop, [batch, subs = std::move(by_loop[loop]), charge = std::move(charge)] {
-      for (const auto& s : subs) s->deliver(batch);
+    if (backpressure_)
+      charge = std::make_shared<Backpressure::Charge>(*backpressure_, bytes * count);
+    tasks.add(loop, [batch, targets, loop, charge = std::move(charge)] {
+      for (const auto& s : (*targets)[loop]) s->deliver(batch);
     });
   }
 }
@@ -254,6 +258,7 @@ void Hub::clear() {
   for (auto& [name, room] : rooms_) {
     std::lock_guard room_lock(room->mutex_);
     room->subscribers_.clear();
+    room->targets_.reset();
   }
   rooms_.clear();
   connections_ = 0;

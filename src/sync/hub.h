@@ -89,10 +89,16 @@ class Room {
   friend class Hub;
   // Under the lock: raises the published seq to `seq` and returns the subscribers to hand what
   // was published to.
-  std::vector<std::shared_ptr<Subscriber>> advance(std::uint64_t seq);
+  // The room's subscribers by loop (index: Subscriber::loop()), as of the last join or leave.
+  // Immutable once made, so a publish holds it with one reference instead of copying the list.
+  using Targets = std::vector<std::vector<std::shared_ptr<Subscriber>>>;
+  std::shared_ptr<const Targets> advance(std::uint64_t seq);
+  // Remakes targets_ from subscribers_ (under mutex_).
+  void retarget(std::size_t loop_count);
 
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Subscriber>> subscribers_;
+  std::shared_ptr<const Targets> targets_;
   std::uint64_t published_seq_ = 0;
   bool start_known_ = true;  // false: the room start could not be read (Hub::set_room_start)
 };
@@ -170,7 +176,8 @@ class Hub {
   void add_delivery(DeliveryBatch& batch, const Outcome& outcome) const;
   // Hands `batch` to `targets`: one task per loop.
   void deliver(std::shared_ptr<const DeliveryBatch> batch,
-               const std::vector<std::shared_ptr<Subscriber>>& targets, LoopTasks& tasks) const;
+               std::shared_ptr<const Room::Targets> targets, LoopTasks& tasks) const;
+  std::size_t loop_count() const { return loops_ ? loops_->count() : 1; }
   // The room of a restaurant, null if it has none.
   std::shared_ptr<Room> find_room(std::string_view restaurant) const;
 

@@ -71,8 +71,10 @@ void IoLoops::defer(std::size_t loop, Task task) {
 void IoLoops::run_deferred(Loop& loop) {
   // Tasks may defer more (a write that completes at once, a flush that submits): run those too.
   while (!loop.deferred.empty()) {
-    auto tasks = std::exchange(loop.deferred, {});
-    for (auto& task : tasks) task();
+    // Swapped with a spare list, so both keep their capacity from turn to turn.
+    loop.deferred.swap(loop.running);
+    for (auto& task : loop.running) task();
+    loop.running.clear();
   }
   loop.turn_end_posted = false;
 }

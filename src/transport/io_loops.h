@@ -64,6 +64,7 @@ class IoLoops final : public Loops {
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work;
     std::vector<char> buffer = std::vector<char>(64 * 1024);
     std::vector<Task> deferred;
+    std::vector<Task> running;  // the deferred tasks being run
     bool turn_end_posted = false;
     // Tasks posted from any thread, run in the order they were posted (io_context alone would
     // let a loop's posts to itself overtake other threads' earlier ones).

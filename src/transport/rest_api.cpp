@@ -429,7 +429,7 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
     origin.user_id = u->get_string();
     if (check_id(origin.user_id, ctx_.config.max_id_bytes)) origin.user_id.clear();
   }
-  const auto* changes = body->if_contains("changes");
+  auto* changes = body->if_contains("changes");
   if (changes == nullptr || changes->is_null()) {
     respond(error(req, http::status::bad_request,
                   {errc::kMissingField, "field 'changes' is required"}));
@@ -440,7 +440,7 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
                   {errc::kInvalidField, "field 'changes' must be an array"}));
     return;
   }
-  const auto& list = changes->get_array();
+  auto& list = changes->get_array();
   if (list.size() > ctx_.config.max_changes_per_request) {
     respond(error(req, http::status::payload_too_large,
                   {errc::kPayloadTooLarge, fmt::format("at most {} changes per request",
@@ -464,8 +464,9 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
       out.error = {errc::kInvalidMessage, "each change must be a JSON object"};
       continue;
     }
-    auto change = decode_change(list[i].get_object(), entry_origin(origin, list[i].get_object()),
-                                ctx_.limits);
+    // Takes only the entry's data out of it: its change_id stays for an error below.
+    const Origin entry_from = entry_origin(origin, list[i].get_object());
+    auto change = decode_change(std::move(list[i].get_object()), entry_from, ctx_.limits);
     if (!change) {
       if (const auto* c = list[i].get_object().if_contains("change_id"); c && c->is_string()) {
         out.change_id = c->get_string();

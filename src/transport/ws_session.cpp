@@ -333,7 +333,8 @@ void WsSession<Stream>::handle_text(std::string_view text, bool within_budget) {
     std::lock_guard lock(status_mutex_);
     origin = origin_;
   }
-  auto message = decode_message(*object, origin, ctx_.limits);
+  // Takes only a change's data out of `object`: its change_id stays for an error below.
+  auto message = decode_message(std::move(*object), origin, ctx_.limits);
   if (!message) {
     std::string_view change_id;
     if (const auto* c = object->if_contains("change_id"); c && c->is_string()) {
