@@ -95,6 +95,92 @@ bool RestApi::found(const Request& req, const std::string& id, const Result<T>& 
   return true;
 }
 
+// ---- routing ----
+
+// Who may call a route. Beyond `open`, the caller is authenticated first (401); then the method
+// is checked (405); then its rights (403).
+enum class RestApi::Access {
+  open,        // anyone, no token (health, readiness)
+  caller,      // any authenticated caller (its rights are checked per change: /api/sync)
+  admin,       // an admin token
+  restaurant,  // a caller of the restaurant named by the path's :id segment
+};
+
+// One endpoint: its method and path (segments; ":id" takes a restaurant id), access and handler.
+struct RestApi::Route {
+  http::verb method;
+  std::array<std::string_view, 5> path;
+  Access access;
+  void (*handle)(RestApi& api, Call& call);
+};
+
+const std::vector<RestApi::Route>& RestApi::routes() {
+  using V = http::verb;
+  static const std::vector<Route> table{
+      {V::get,
+       {"api", "health"},
+       Access::open,
+       [](RestApi& a, Call& c) { a.health(c.req, c.respond); }},
+      {V::get,
+       {"api", "ready"},
+       Access::open,
+       [](RestApi& a, Call& c) { a.ready(c.req, c.respond); }},
+      {V::get,
+       {"metrics"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.metrics(c.req, c.respond); }},
+      {V::post,
+       {"api", "sync"},
+       Access::caller,
+       [](RestApi& a, Call& c) { a.sync(c.req, *c.caller, std::move(c.respond)); }},
+      {V::get,
+       {"api", "admin", "restaurants"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.admin_restaurants(c.req, c.respond); }},
+      {V::post,
+       {"api", "admin", "restaurants", ":id", "disconnect"},
+       Access::admin,
+       [](RestApi& a, Call& c) {
+         std::string device;
+         if (auto it = c.params.find("device_id"); it != c.params.end()) device = (*it).value;
+         a.admin_disconnect(c.req, c.id, device, c.respond);
+       }},
+      {V::get,
+       {"api", "restaurants", ":id", "status"},
+       Access::restaurant,
+       [](RestApi& a, Call& c) { a.restaurant_status(c.req, c.id, c.respond); }},
+      {V::get,
+       {"api", "restaurants", ":id", "data"},
+       Access::restaurant,
+       [](RestApi& a, Call& c) { a.restaurant_data(c.req, c.id, c.respond); }},
+      {V::get,
+       {"api", "restaurants", ":id", "changes"},
+       Access::restaurant,
+       [](RestApi& a, Call& c) { a.restaurant_changes(c); }},
+  };
+  return table;
+}
+
+namespace {
+
+// Whether `segments` is `pattern`'s path; sets `id` to the segment in the place of ":id".
+bool path_matches(const std::array<std::string_view, 5>& pattern,
+                  const std::vector<std::string>& segments, std::string& id) {
+  const auto length = static_cast<std::size_t>(
+      std::find(pattern.begin(), pattern.end(), std::string_view()) - pattern.begin());
+  if (segments.size() != length) return false;
+  for (std::size_t i = 0; i < length; ++i) {
+    if (pattern[i] == ":id") {
+      id = segments[i];
+    } else if (pattern[i] != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 void RestApi::handle(const Request& req, Respond respond) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
@@ -102,11 +188,7 @@ void RestApi::handle(const Request& req, Respond respond) {
     return;
   }
   ctx_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::string> segments;
-  for (auto s : url->segments()) segments.push_back(s);
-  const auto method = req.method();
-
-  if (method == http::verb::options) {
+  if (req.method() == http::verb::options) {
     Response res = json(req, http::status::no_content, {});
     res.body().clear();
     res.content_length(0);
@@ -114,104 +196,64 @@ void RestApi::handle(const Request& req, Respond respond) {
     respond(std::move(res));
     return;
   }
-  auto only = [&](http::verb allowed) {
-    if (method == allowed) return true;
+  std::vector<std::string> segments;
+  for (auto s : url->segments()) segments.push_back(s);
+
+  Call call{req, url->params(), std::nullopt, {}, std::move(respond)};
+  const Route* route = nullptr;  // the path's route for this method
+  const Route* path = nullptr;   // the path's first route, whatever its method
+  std::string allowed;           // the path's methods
+  for (const Route& r : routes()) {
+    if (!path_matches(r.path, segments, call.id)) continue;
+    if (path == nullptr) path = &r;
+    if (r.method == req.method()) route = &r;
+    if (!allowed.empty()) allowed += ", ";
+    allowed += std::string_view(http::to_string(r.method));
+  }
+  if (path == nullptr) {
+    call.respond(
+        error(req, http::status::not_found,
+              {errc::kNotFound, fmt::format("no endpoint at {}", std::string_view(url->path()))}));
+    return;
+  }
+  const Access access = (route ? route : path)->access;
+  if (access != Access::open) {
+    call.caller = authenticate(req, call.params, call.respond);
+    if (!call.caller) return;
+  }
+  if (route == nullptr) {
     Response res = error(req, http::status::method_not_allowed,
                          {errc::kMethodNotAllowed,
-                          fmt::format("use {} for {}", std::string_view(http::to_string(allowed)),
-                                      std::string_view(url->path()))});
-    res.set(http::field::allow, http::to_string(allowed));
-    respond(std::move(res));
-    return false;
-  };
+                          fmt::format("use {} for {}", allowed, std::string_view(url->path()))});
+    res.set(http::field::allow, allowed);
+    call.respond(std::move(res));
+    return;
+  }
+  std::optional<Error> refused;
+  if (access == Access::admin) {
+    refused = ctx_.auth.require_admin(*call.caller);
+  } else if (access == Access::restaurant) {
+    if (auto e = check_id_field("restaurant id", call.id, ctx_.config.max_id_bytes)) {
+      call.respond(error(req, http::status::bad_request, *e));
+      return;
+    }
+    refused = ctx_.auth.authorize(*call.caller, call.id, {});
+  }
+  if (refused) {
+    call.respond(auth_error(req, *refused));
+    return;
+  }
+  route->handle(*this, call);
+}
 
-  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "health") {
-    if (only(http::verb::get)) health(req, respond);
-    return;
-  }
-  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "ready") {
-    if (only(http::verb::get)) ready(req, respond);
-    return;
-  }
-  // Everything below needs a caller (anyone, with --auth off).
-  auto caller = authenticate(req, url->params(), respond);
-  if (!caller) return;
-  auto refuse = [&](const std::optional<Error>& e) {
-    if (e) respond(auth_error(req, *e));
-    return e.has_value();
-  };
-
-  if (segments.size() == 1 && segments[0] == "metrics") {
-    if (only(http::verb::get) && !refuse(ctx_.auth.require_admin(*caller))) {
-      Response res = json(
-          req, http::status::ok,
-          ctx_.metrics.render({ctx_.hub.connection_count(), ctx_.hub.restaurant_count(),
-                               ctx_.backpressure.queued_changes(),
-                               ctx_.backpressure.fanout_backlog(), ctx_.backpressure.closings()}));
-      res.set(http::field::content_type, "text/plain; version=0.0.4");
-      respond(std::move(res));
-    }
-    return;
-  }
-  if (segments.size() == 2 && segments[0] == "api" && segments[1] == "sync") {
-    if (only(http::verb::post)) sync(req, *caller, std::move(respond));
-    return;
-  }
-  if (segments.size() >= 3 && segments[0] == "api" && segments[1] == "admin") {
-    if (refuse(ctx_.auth.require_admin(*caller))) return;
-    if (segments.size() == 3 && segments[2] == "restaurants") {
-      if (only(http::verb::get)) admin_restaurants(req, respond);
-      return;
-    }
-    if (segments.size() == 5 && segments[2] == "restaurants" && segments[4] == "disconnect") {
-      if (!only(http::verb::post)) return;
-      std::string device;
-      if (auto it = url->params().find("device_id"); it != url->params().end()) {
-        device = (*it).value;
-      }
-      return admin_disconnect(req, segments[3], device, respond);
-    }
-  }
-  if (segments.size() == 4 && segments[0] == "api" && segments[1] == "restaurants") {
-    const std::string& id = segments[2];
-    const std::string& what = segments[3];
-    if (what != "status" && what != "data" && what != "changes") {
-      respond(error(req, http::status::not_found, {errc::kNotFound, "no such endpoint"}));
-      return;
-    }
-    if (!only(http::verb::get)) return;
-    if (auto e = check_id_field("restaurant id", id, ctx_.config.max_id_bytes)) {
-      respond(error(req, http::status::bad_request, *e));
-      return;
-    }
-    if (refuse(ctx_.auth.authorize(*caller, id, {}))) return;
-    if (what == "status") return restaurant_status(req, id, respond);
-    if (what == "data") return restaurant_data(req, id, respond);
-    std::uint64_t since = 0;
-    std::size_t limit = kDefaultChangesLimit;
-    for (auto param : url->params()) {
-      if (param.key == "since" || param.key == "limit") {
-        auto v = parse_uint(param.value);
-        if (!v || (param.key == "limit" && (*v == 0 || *v > kMaxChangesLimit))) {
-          respond(error(
-              req, http::status::bad_request,
-              {errc::kInvalidField,
-               param.key == "since"
-                   ? std::string("'since' must be a non-negative integer")
-                   : fmt::format("'limit' must be an integer from 1 to {}", kMaxChangesLimit)}));
-          return;
-        }
-        if (param.key == "since")
-          since = *v;
-        else
-          limit = static_cast<std::size_t>(*v);
-      }
-    }
-    return restaurant_changes(req, id, since, limit, respond);
-  }
-  respond(
-      error(req, http::status::not_found,
-            {errc::kNotFound, fmt::format("no endpoint at {}", std::string_view(url->path()))}));
+void RestApi::metrics(const Request& req, Respond& respond) {
+  Response res =
+      json(req, http::status::ok,
+           ctx_.metrics.render({ctx_.hub.connection_count(), ctx_.hub.restaurant_count(),
+                                ctx_.backpressure.queued_changes(),
+                                ctx_.backpressure.fanout_backlog(), ctx_.backpressure.closings()}));
+  res.set(http::field::content_type, "text/plain; version=0.0.4");
+  respond(std::move(res));
 }
 
 void RestApi::health(const Request& req, Respond& respond) {
@@ -296,8 +338,29 @@ void RestApi::restaurant_data(const Request& req, const std::string& id, Respond
   respond(json(req, http::status::ok, json_text(o)));
 }
 
-void RestApi::restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
-                                 std::size_t limit, Respond& respond) {
+void RestApi::restaurant_changes(Call& call) {
+  const Request& req = call.req;
+  const std::string& id = call.id;
+  Respond& respond = call.respond;
+  std::uint64_t since = 0;
+  std::size_t limit = kDefaultChangesLimit;
+  for (auto param : call.params) {
+    if (param.key == "since" || param.key == "limit") {
+      auto v = parse_uint(param.value);
+      if (!v || (param.key == "limit" && (*v == 0 || *v > kMaxChangesLimit))) {
+        respond(error(req, http::status::bad_request,
+                      {errc::kInvalidField,
+                       param.key == "since" ? std::string("'since' must be a non-negative integer")
+                                            : fmt::format("'limit' must be an integer from 1 to {}",
+                                                          kMaxChangesLimit)}));
+        return;
+      }
+      if (param.key == "since")
+        since = *v;
+      else
+        limit = static_cast<std::size_t>(*v);
+    }
+  }
   auto page = ctx_.store.read_log(id, since, limit);
   if (!found(req, id, page, page ? page->head : LogHead{}, respond)) return;
   if (since < page->head.pruned_seq || since > page->head.seq) {

@@ -11,6 +11,8 @@
 #include <boost/url/params_view.hpp>
 #include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "transport/server_context.h"
 
@@ -34,12 +36,25 @@ class RestApi {
   Response auth_error(const Request& req, const Error& e) const;
 
  private:
+  enum class Access;
+  struct Route;
+  // One request on its way through a route: what its handler needs.
+  struct Call {
+    const Request& req;
+    boost::urls::params_view params;
+    std::optional<Principal> caller;  // set unless the route is open
+    std::string id;                   // the path's :id segment (a restaurant id), if any
+    Respond respond;
+  };
+  // Every endpoint (rest_api.cpp); handle() dispatches by path, then method.
+  static const std::vector<Route>& routes();
+
   void health(const Request& req, Respond& respond);
+  void metrics(const Request& req, Respond& respond);
   void ready(const Request& req, Respond& respond);
   void restaurant_status(const Request& req, const std::string& id, Respond& respond);
   void restaurant_data(const Request& req, const std::string& id, Respond& respond);
-  void restaurant_changes(const Request& req, const std::string& id, std::uint64_t since,
-                          std::size_t limit, Respond& respond);
+  void restaurant_changes(Call& call);  // since and limit from the query
   void sync(const Request& req, const Principal& caller, Respond respond);
   void admin_restaurants(const Request& req, Respond& respond);
   void admin_disconnect(const Request& req, const std::string& id, std::string_view device,
