@@ -10,6 +10,7 @@
 #include "common/json_text.h"
 #include "common/time.h"
 #include "protocol/close_codes.h"
+#include "transport/ordered_intake.h"
 #include "transport/request_auth.h"
 
 namespace http = boost::beast::http;
@@ -562,48 +563,68 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
     }
     if (last) batch->finish();
   };
-  // Submits every valid change in request order (after their secrets are hashed).
-  auto pending =
-      std::make_shared<std::vector<std::pair<std::size_t, ChangeRequest>>>(std::move(valid));
-  auto submit_all = [this, batch, pending, settle] {
-    // One hand-over to the writer for the whole request.
+  // Every valid change in request order, those with secrets once hashed (OrderedIntake, under
+  // `mutex`: hashes complete on the hasher's threads); all go to the pipeline in one hand-over.
+  struct Ordered {
+    std::mutex mutex;
+    OrderedIntake order;
+    std::vector<std::size_t> slots;  // the outcome index of each change, in push order
+    std::size_t next = 0;            // the next change to leave: slots[next]
+    bool pushed = false;             // every change is in
+    bool submitted = false;
     std::vector<CommitPipeline::Submission> submissions;
-    std::vector<std::size_t> submitted;
-    for (auto& [index, request] : *pending) {
-      const std::size_t i = index;
-      if (!batch->outcomes[i].error.code.empty()) {
-        settle(i, nullptr);  // its secrets could not be hashed
-        continue;
-      }
-      submissions.push_back(
-          {std::move(request), [settle, i](const Outcome& o) { settle(i, &o); }, 0});
-      submitted.push_back(i);
+    std::vector<std::size_t> submitted_slots;
+  };
+  auto ordered = std::make_shared<Ordered>();
+  auto take = [batch, ordered, settle](OrderedIntake::Released&& r) {
+    const std::size_t i = ordered->slots[ordered->next++];
+    if (r.error) {
+      batch->outcomes[i].error = std::move(*r.error);  // its secrets could not be hashed
+      settle(i, nullptr);
+      return;
     }
-    if (!ctx_.pipeline.submit(submissions)) {
-      for (std::size_t i : submitted) {
+    ordered->submissions.push_back(
+        {std::move(r.request), [settle, i](const Outcome& o) { settle(i, &o); }, 0});
+    ordered->submitted_slots.push_back(i);
+  };
+  // Called under ordered->mutex; true once for the caller that must submit.
+  auto all_ready = [ordered] {
+    if (!ordered->pushed || ordered->order.waiting() || ordered->submitted) return false;
+    ordered->submitted = true;
+    return true;
+  };
+  auto submit_all = [this, batch, ordered, settle] {
+    if (!ctx_.pipeline.submit(ordered->submissions)) {
+      for (std::size_t i : ordered->submitted_slots) {
         batch->outcomes[i].error = {errc::kShuttingDown, "the server is shutting down; retry"};
         settle(i, nullptr);
       }
     }
     settle(0, nullptr);
   };
-  std::vector<std::size_t> to_hash;
-  for (std::size_t k = 0; k < pending->size(); ++k) {
-    if (SecretHasher::needs_hashing((*pending)[k].second.change)) to_hash.push_back(k);
+  std::vector<OrderedIntake::HashJob> jobs;
+  bool ready = false;
+  {
+    std::lock_guard lock(ordered->mutex);
+    for (auto& [index, request] : valid) {
+      ordered->slots.push_back(index);
+      if (auto job = ordered->order.push(std::move(request), take)) jobs.push_back(std::move(*job));
+    }
+    ordered->pushed = true;
+    ready = all_ready();
   }
-  if (to_hash.empty()) return submit_all();
-  auto hashes_left = std::make_shared<std::atomic<std::size_t>>(to_hash.size());
-  for (std::size_t k : to_hash) {
-    ctx_.hasher.hash((*pending)[k].second.change.data,
-                     [batch, pending, k, hashes_left, submit_all](Result<json::object> hashed) {
-                       auto& [index, request] = (*pending)[k];
-                       if (hashed) {
-                         request.change.data = std::move(*hashed);
-                       } else {
-                         batch->outcomes[index].error = hashed.error();
-                       }
-                       if (hashes_left->fetch_sub(1) == 1) submit_all();
-                     });
+  if (ready) return submit_all();
+  for (auto& job : jobs) {
+    ctx_.hasher.hash(std::move(job.data), [ordered, take, all_ready, submit_all,
+                                           ticket = job.ticket](Result<json::object> hashed) {
+      bool last = false;
+      {
+        std::lock_guard lock(ordered->mutex);
+        ordered->order.complete(ticket, std::move(hashed), take);
+        last = all_ready();
+      }
+      if (last) submit_all();
+    });
   }
 }
 

@@ -427,41 +427,25 @@ void WsSession<Stream>::flush_deferred() {
 
 template <class Stream>
 void WsSession<Stream>::submit(ChangeRequest request) {
-  const bool hash = SecretHasher::needs_hashing(request.change);
-  if (!hash && !held_) return commit(std::move(request));
-  if (!held_) held_ = std::make_unique<std::deque<Held>>();
-  const auto ticket = next_ticket_++;
-  held_->push_back({ticket, std::move(request), !hash, std::nullopt});
-  if (!hash) return;
-  ctx_.hasher.hash(held_->back().request.change.data, [self = this->shared_from_this(),
-                                                       ticket](Result<boost::json::object> hashed) {
+  auto go = [this](OrderedIntake::Released&& r) { go_on(std::move(r)); };
+  auto job = ordered_.push(std::move(request), go);
+  if (!job) return;
+  ctx_.hasher.hash(std::move(job->data), [self = this->shared_from_this(), ticket = job->ticket](
+                                             Result<boost::json::object> hashed) {
     net::post(self->stream_.get_executor(), [self, ticket, hashed = std::move(hashed)]() mutable {
-      for (auto& h : *self->held_) {
-        if (h.ticket != ticket) continue;
-        h.ready = true;
-        if (hashed) {
-          h.request.change.data = std::move(*hashed);
-        } else {
-          h.error = hashed.error();
-        }
-      }
-      self->release_held();
+      self->ordered_.complete(ticket, std::move(hashed),
+                              [&self](OrderedIntake::Released&& r) { self->go_on(std::move(r)); });
     });
   });
 }
 
 template <class Stream>
-void WsSession<Stream>::release_held() {
-  while (held_ && !held_->empty() && held_->front().ready) {
-    Held h = std::move(held_->front());
-    held_->pop_front();
-    if (h.error) {
-      send_rejected(std::move(h.request.change.change_id), std::move(*h.error));
-    } else {
-      commit(std::move(h.request));
-    }
+void WsSession<Stream>::go_on(OrderedIntake::Released&& released) {
+  if (released.error) {
+    send_rejected(std::move(released.request.change.change_id), std::move(*released.error));
+  } else {
+    commit(std::move(released.request));
   }
-  if (held_ && held_->empty()) held_.reset();
 }
 
 template <class Stream>

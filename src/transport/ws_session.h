@@ -38,6 +38,7 @@
 
 #include "sync/hub.h"
 #include "sync/twin_detector.h"
+#include "transport/ordered_intake.h"
 #include "transport/server_context.h"
 #include "transport/streams.h"
 #include "transport/ws_frame.h"
@@ -98,7 +99,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   // hash (on the SecretHasher) and holds back the changes after it.
   void submit(ChangeRequest request);
   void commit(ChangeRequest request);
-  void release_held();
+  // A change out of ordered_: to the pipeline, or rejected (its secrets could not be hashed).
+  void go_on(OrderedIntake::Released&& released);
 
   void start_catchup(std::uint64_t since);
   void pump_catchup();
@@ -156,15 +158,8 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::uint64_t skip_from_ = 0, skip_to_ = 0;  // [from, to]: already delivered live
   bool catchup_started_ = false;
 
-  struct Held {
-    std::uint64_t ticket = 0;
-    ChangeRequest request;
-    bool ready = false;
-    std::optional<Error> error;
-  };
-  // Changes waiting behind a hash, in arrival order (allocated only while there are some).
-  std::unique_ptr<std::deque<Held>> held_;
-  std::uint64_t next_ticket_ = 0;
+  // The changes read, in order, while some wait for their secrets to be hashed.
+  OrderedIntake ordered_;
 
   TwinDetector twins_;
   // A typed user_update waiting for its twin, and the timer that ends the wait (allocated only
