@@ -190,6 +190,26 @@ ParsedConfig parse_config(int argc, char** argv) {
       ->check(CLI::IsMember(role_names));
   issue->add_option("--ttl", ttl, "Lifetime: 30d, 12h, 15m, 90s")->capture_default_str();
 
+  // Maintenance of a SQLite store (app/store_commands.h); --store may go before or after them.
+  StoreCommand store_command;
+  const std::pair<CLI::App*, StoreCommand::Kind> store_commands[] = {
+      {app.add_subcommand("backup", "Copy the SQLite store to a file, also while a server runs")
+           ->fallthrough(),
+       StoreCommand::Kind::backup},
+      {app.add_subcommand("restore", "Replace the SQLite store of a stopped server with a backup")
+           ->fallthrough(),
+       StoreCommand::Kind::restore},
+      {app.add_subcommand("verify", "Check the SQLite store (server stopped) or a backup file")
+           ->fallthrough(),
+       StoreCommand::Kind::verify}};
+  store_commands[0]
+      .first->add_option("--to", store_command.file, "The backup file to write")
+      ->required();
+  store_commands[1].first->add_option("--from", store_command.file, "The backup file")->required();
+  store_commands[2].first->add_option("--file", store_command.file,
+                                      "A backup file to check instead of the store");
+  app.require_subcommand(0, 1);
+
   try {
     app.parse(argc, argv);
     if (issue->parsed()) {
@@ -202,6 +222,11 @@ ParsedConfig parse_config(int argc, char** argv) {
   }
   c.auth = auth == "off" ? AuthMode::off : AuthMode::required;
   if (issue->parsed()) return {c, token, 0};
+  for (const auto& [command, kind] : store_commands) {
+    if (!command->parsed()) continue;
+    store_command.kind = kind;
+    return {c, std::nullopt, 0, store_command};
+  }
   return {c, std::nullopt, 0};
 }
 

@@ -50,12 +50,21 @@ struct TokenCommand {
   std::int64_t ttl_seconds = 0;
 };
 
+// `possync-server backup --to FILE | restore --from FILE | verify [--file FILE]`: maintenance of
+// the SQLite store --store names (app/store_commands.h).
+struct StoreCommand {
+  enum class Kind { backup, restore, verify };
+  Kind kind = Kind::verify;
+  std::string file;  // backup: --to; restore: --from; verify: --file (empty: the store itself)
+};
+
 // Parses argv and the environment. Returns the Config, or an exit code when the program should
 // stop at once (--help: 0; a bad option: CLI11's non-zero code, after printing why).
 struct ParsedConfig {
   std::optional<Config> config;
   std::optional<TokenCommand> token;  // set when the `token issue` subcommand was given
   int exit_code = 0;
+  std::optional<StoreCommand> store_command;  // set for `backup`, `restore` or `verify`
 };
 
 // "30d", "12h", "15m", "90s" or a plain number of seconds; nothing if malformed or not positive.

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -15,7 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -23,18 +21,20 @@
 
 #include "common/thread_name.h"
 #include "store/apply.h"
+#include "store/durable_file.h"
 #include "store/durable_horizon.h"
 #include "store/reader_pool.h"
+#include "store/sqlite_db.h"
+#include "store/sqlite_store_lock.h"
 #include "store/sqlite_wal_vfs.h"
 #include "store/stored_rows.h"
 
 namespace possync {
 namespace {
 
-// 1: first release. 2: no index change_ids_by_seq (pruning scans a restaurant's change ids
-// instead of writing an index entry for every change).
-constexpr int kSchemaVersion = 2;
-
+// Schema versions (kSqliteSchemaVersion, store/sqlite_db.h): 1: first release. 2: no index
+// change_ids_by_seq (pruning scans a restaurant's change ids instead of writing an index entry for
+// every change).
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY,
@@ -73,105 +73,6 @@ CREATE TABLE IF NOT EXISTS records(
   PRIMARY KEY(restaurant, data_type, record_id)
 ) WITHOUT ROWID;
 )sql";
-
-struct SqliteError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// An open database connection.
-class Db {
- public:
-  Db(const std::string& path, int flags, const char* vfs = nullptr) {
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, vfs) != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw SqliteError(fmt::format("cannot open {}: {}", path, msg));
-    }
-    sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, 5000);
-  }
-  ~Db() { sqlite3_close_v2(db_); }
-  Db(const Db&) = delete;
-  Db& operator=(const Db&) = delete;
-
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db_);
-      sqlite3_free(err);
-      throw SqliteError(msg);
-    }
-  }
-  sqlite3* get() const { return db_; }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-// A prepared statement, reset after each use.
-class Stmt {
- public:
-  Stmt(Db& db, const char* sql) : db_(db.get()) {
-    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
-      throw SqliteError(fmt::format("prepare failed: {}: {}", sqlite3_errmsg(db_), sql));
-    }
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Stmt& bind(int i, std::string_view v) {
-    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    return *this;
-  }
-  Stmt& bind(int i, std::int64_t v) {
-    check(sqlite3_bind_int64(stmt_, i, v));
-    return *this;
-  }
-  Stmt& bind(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
-
-  // Steps once: true if a row is available.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw SqliteError(sqlite3_errmsg(db_));
-  }
-  // Steps once and resets, also when the step fails (so the statement stays usable).
-  void run() {
-    try {
-      step();
-    } catch (...) {
-      reset();
-      throw;
-    }
-    reset();
-  }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::uint64_t uint64(int col) const { return static_cast<std::uint64_t>(int64(col)); }
-  std::string_view text(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string_view();
-  }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) throw SqliteError(sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-// Resets a statement when a scope that stepped it ends, even by exception.
-struct ResetOnExit {
-  Stmt& s;
-  ~ResetOnExit() { s.reset(); }
-};
 
 constexpr const char* kSelectHead = "SELECT head_seq, pruned_seq FROM restaurants WHERE id = ?1";
 
@@ -267,18 +168,29 @@ class Checkpointer {
       int log = 0, copied = 0;
       const int rc =
           sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        spdlog::warn("SQLite checkpoint failed: {}", sqlite3_errmsg(db_.get()));
+      // A checkpoint fails when the database file cannot be written (a full disk, a read-only
+      // file): said once, then retried now and then until it works again. Commits go on into
+      // the WAL meanwhile, as long as it can grow.
+      const bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+      if (failed && !failing_) {
+        spdlog::warn("SQLite checkpoints fail ({}); retrying every {} ms",
+                     sqlite3_errmsg(db_.get()), kFailedRetry.count());
+      } else if (!failed && failing_) {
+        spdlog::info("SQLite checkpoints work again");
       }
       const bool all_copied = rc == SQLITE_OK && copied == log;
       // Pages a reader still needs stay in the WAL; try again shortly rather than spin.
-      if (!all_copied) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (!all_copied && !failed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       lock.lock();
+      failing_ = failed;
       if (rc == SQLITE_OK) copied_ = std::max(copied_, copied);
       if (all_copied) complete_ = round;
       cv_.notify_all();
+      if (failed) cv_.wait_for(lock, kFailedRetry, [&] { return stopping_; });
     }
   }
+
+  static constexpr std::chrono::milliseconds kFailedRetry{500};
 
   Db db_;
   const int step_frames_;
@@ -287,6 +199,7 @@ class Checkpointer {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool failing_ = false;             // the last round failed (not merely blocked by a reader)
   int wal_frames_ = 0;               // pages in the WAL after the writer's last commit
   int copied_ = 0;                   // of those, copied into the database by the last round
   int wait_at_ = max_frames_;        // WAL size at which the writer waits for a full checkpoint
@@ -326,10 +239,12 @@ class Syncer {
   std::uint64_t begin_commit() { return begun_.fetch_add(1) + 1; }
   std::uint64_t begun() const { return begun_.load(); }
 
-  // The commit numbered `n` ended (committed or rolled back): syncs it and runs the callbacks
-  // that waited for it. On the writer's thread.
-  void committed(std::uint64_t n) {
-    sync();
+  // The commit numbered `n` ended: committed (`stored`) or rolled back. Syncs it if it was
+  // stored and runs the callbacks that waited for it. On the writer's thread. A rolled-back commit
+  // left nothing to sync (every commit before it was synced when it ended), and syncing then
+  // could only fail for nothing: the WAL may have become unwritable, which is why it failed.
+  void committed(std::uint64_t n, bool stored) {
+    if (stored) sync();
     synced_(n);
     std::vector<std::function<void()>> ready;
     {
@@ -387,14 +302,10 @@ class Syncer {
   }
 
   void sync_directory() const {
-    auto dir = std::filesystem::path(wal_path_).parent_path();
-    if (dir.empty()) dir = ".";
     // Like SQLite, a directory that cannot be synced (some file systems refuse) is not fatal.
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || ::fsync(dfd) != 0) {
-      spdlog::warn("cannot sync the directory {}: {}", dir.string(), std::strerror(errno));
+    if (auto synced = sync_parent_directory(wal_path_); !synced) {
+      spdlog::warn("{}", synced.error().message);
     }
-    if (dfd >= 0) ::close(dfd);
   }
 
   const std::string wal_path_;
@@ -549,15 +460,15 @@ class Writer final : public StoreTxn {
         db_.exec(
             "BEGIN IMMEDIATE; DROP INDEX IF EXISTS change_ids_by_seq; "
             "UPDATE meta SET value = '2' WHERE key = 'schema_version'; COMMIT;");
-      } else if (found != kSchemaVersion) {
+      } else if (found != kSqliteSchemaVersion) {
         throw SqliteError(fmt::format("database schema version {} is not supported (expected {})",
-                                      found, kSchemaVersion));
+                                      found, kSqliteSchemaVersion));
       }
       return;
     }
     get.reset();
     Stmt put(db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?1)");
-    put.bind(1, std::to_string(kSchemaVersion)).run();
+    put.bind(1, std::to_string(kSqliteSchemaVersion)).run();
   }
 
   Db db_;
@@ -588,16 +499,13 @@ struct Reader {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const SqliteOptions& options, int lock_fd)
+  SqliteStore(const SqliteOptions& options, SqliteStoreLock lock)
       : path_(options.path),
-        lock_fd_(lock_fd),
+        lock_(std::move(lock)),
         writer_(options),
         syncer_(options.path + "-wal", options.before_sync,
                 [this](std::uint64_t n) { horizon_.durable(n); }),
         readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
-  ~SqliteStore() override {
-    if (lock_fd_ >= 0) ::close(lock_fd_);
-  }
 
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) override {
@@ -606,11 +514,29 @@ class SqliteStore final : public Store {
       horizon_.committing(n, outcomes);
     });
     if (!result) horizon_.abandoned(n);
-    syncer_.committed(n);
+    syncer_.committed(n, result.has_value());
+    note_commit(result);
     return result;
   }
 
   void when_durable(std::function<void()> done) override { syncer_.when_durable(std::move(done)); }
+
+  // Ready while a commit can be stored. After a failed commit, and until one succeeds, each ping
+  // tries a write transaction of its own: the disk may have been freed, or the file made
+  // writable again, while no change arrived to find out.
+  Result<void> ping() override {
+    if (!commits_failing_.load()) return Store::ping();
+    if (auto probed = probe_write(); !probed) {
+      std::lock_guard lock(failure_mutex_);
+      return Error{errc::kStoreUnavailable,
+                   fmt::format("commits fail: {}; a test write failed too: {}", last_failure_,
+                               probed.error().message)};
+    }
+    if (commits_failing_.exchange(false)) {
+      spdlog::info("the store {} can be written again", describe());
+    }
+    return {};
+  }
 
   Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
     return with_reader<LogPage>([&](Reader& rd) {
@@ -676,38 +602,72 @@ class SqliteStore final : public Store {
     return result;
   }
 
+  // Tells the operator once when commits start failing and once when they work again.
+  void note_commit(const Result<std::vector<Outcome>>& result) {
+    if (result) {
+      if (commits_failing_.exchange(false)) {
+        spdlog::info("commits to {} work again", describe());
+      }
+      return;
+    }
+    {
+      std::lock_guard lock(failure_mutex_);
+      last_failure_ = result.error().message;
+    }
+    if (!commits_failing_.exchange(true)) {
+      spdlog::error(
+          "commits to {} fail ({}): changes are rejected with store_unavailable and /api/ready "
+          "answers 503 until the store can be written again",
+          describe(), result.error().message);
+    }
+  }
+
+  // One small write transaction on a connection of its own (it waits for the writer's
+  // transaction, if any, like a second writer): whether the store can commit now.
+  Result<void> probe_write() {
+    std::lock_guard lock(probe_mutex_);
+    try {
+      if (!probe_) {
+        auto db = std::make_unique<Db>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+        // No checkpoint of its own (the checkpointer's job); durability is not what it tests.
+        db->exec("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;");
+        sqlite3_busy_timeout(db->get(), 250);
+        probe_ = std::move(db);
+      }
+      probe_->exec(
+          "BEGIN IMMEDIATE; INSERT INTO meta(key, value) VALUES('write_probe', "
+          "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT(key) DO UPDATE SET "
+          "value = excluded.value; COMMIT;");
+      return {};
+    } catch (const std::exception& e) {
+      // Opened anew next time: a connection opened while the file could not be written is
+      // read-only for good (SQLite falls back to that), and would fail every later probe.
+      probe_.reset();
+      return Error{errc::kStoreUnavailable, e.what()};
+    }
+  }
+
   std::string path_;
-  int lock_fd_;
+  SqliteStoreLock lock_;
   Writer writer_;
   DurableHorizon horizon_;
   Syncer syncer_;
   ReaderPool<Reader> readers_;
+  std::atomic<bool> commits_failing_{false};
+  std::mutex failure_mutex_;
+  std::string last_failure_;  // of the last failed commit; guarded by failure_mutex_
+  std::mutex probe_mutex_;
+  std::unique_ptr<Db> probe_;  // opened by the first probe; guarded by probe_mutex_
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
-  std::error_code ec;
-  const auto parent = std::filesystem::path(options.path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  if (ec) {
-    return Error{errc::kStoreUnavailable,
-                 fmt::format("cannot create directory {}: {}", parent.string(), ec.message())};
-  }
-  const std::string lock_path = options.path + ".lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Error{errc::kStoreUnavailable, fmt::format("cannot open lock file {}", lock_path)};
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    return Error{errc::kStoreUnavailable,
-                 fmt::format("{} is in use by another possync-server process", options.path)};
-  }
+  auto lock = SqliteStoreLock::acquire(options.path);
+  if (!lock) return lock.error();
   try {
-    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(options, fd));
+    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(options, std::move(*lock)));
   } catch (const std::exception& e) {
-    ::close(fd);
     return Error{errc::kStoreUnavailable, e.what()};
   }
 }
