@@ -120,18 +120,23 @@ class DiskFullTest(ServerTestCase):
 
         filler = os.path.join(store_dir, "filler")
         if self.fill_by == "tmpfs":
-            with open(filler, "wb") as f:
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
                 for size in (1 << 20, 4096, 1):
                     try:
-                        while True:
-                            f.write(b"\0" * size)
-                            f.flush()
+                        while os.write(fd, b"\0" * size) == size:
+                            pass
                     except OSError as e:
                         self.assertEqual(e.errno, errno.ENOSPC)
+            finally:
+                os.close(fd)
+            self.assertEqual(os.statvfs(store_dir).f_bavail, 0)
         else:
+            # The soft limit only: raising it again needs no privilege.
+            old_limit = resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE)
             limit = max(os.path.getsize(os.path.join(store_dir, n))
                         for n in os.listdir(store_dir))
-            resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
+            resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (limit, old_limit[1]))
 
         # The WAL may still have room for some commits (they are durable and acked applied);
         # changes of new records make the store grow until it cannot.
@@ -154,8 +159,7 @@ class DiskFullTest(ServerTestCase):
         if self.fill_by == "tmpfs":
             os.remove(filler)
         else:
-            resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE,
-                             (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, old_limit)
         await self.expect_recovered(server, client, [f"full-{i}" for i in range(3)])
         applied.update(self.applied(client))
         await client.close()
