@@ -31,6 +31,12 @@ class SqliteBackupTest : public testing::Test {
     ASSERT_TRUE(r.has_value()) << r.error().message;
     wait_durable(store);
   }
+  // A store at `db` with `batch` committed, closed again.
+  static void write_store(const std::string& db, std::vector<ChangeRequest> batch) {
+    auto store = open(db);
+    ASSERT_NE(store, nullptr);
+    commit(*store, std::move(batch));
+  }
   static std::uint64_t head_of(const std::string& db, const char* restaurant = "r1") {
     auto store = open(db);
     if (!store) return 0;
@@ -100,24 +106,20 @@ TEST_F(SqliteBackupTest, ABackupTakenWhileCommitsGoOnIsConsistentAndComplete) {
 TEST_F(SqliteBackupTest, ABackupReplacesItsTargetAndRefusesTheStoreItself) {
   const std::string db = path("store.db");
   const std::string to = path("backup.db");
-  {
-    auto store = open(db);
-    ASSERT_NE(store, nullptr);
-    commit(*store, {upd("c1", "o1")});
-    std::ofstream(to) << "an old backup";
-    ASSERT_TRUE(backup_sqlite_store(db, to).has_value());
-    EXPECT_EQ(head_of(to), 1u);
+  write_store(db, {upd("c1", "o1")});
+  std::ofstream(to) << "an old backup";
+  ASSERT_TRUE(backup_sqlite_store(db, to).has_value());
+  EXPECT_EQ(head_of(to), 1u);
 
-    auto itself = backup_sqlite_store(db, db);
-    ASSERT_FALSE(itself.has_value());
-    EXPECT_NE(itself.error().message.find("is the store itself"), std::string::npos);
-    // A database in use (a -wal beside it) is not overwritten.
-    auto other = path("other.db");
-    std::ofstream(other + "-wal") << "";
-    auto live = backup_sqlite_store(db, other);
-    ASSERT_FALSE(live.has_value());
-    EXPECT_NE(live.error().message.find("in use"), std::string::npos);
-  }
+  auto itself = backup_sqlite_store(db, db);
+  ASSERT_FALSE(itself.has_value());
+  EXPECT_NE(itself.error().message.find("is the store itself"), std::string::npos);
+  // A database in use (a -wal beside it) is not overwritten.
+  auto other = path("other.db");
+  std::ofstream(other + "-wal") << "";
+  auto live = backup_sqlite_store(db, other);
+  ASSERT_FALSE(live.has_value());
+  EXPECT_NE(live.error().message.find("in use"), std::string::npos);
   EXPECT_FALSE(backup_sqlite_store(path("absent.db"), path("x.db")).has_value());
   EXPECT_FALSE(fs::exists(path("x.db")));
 }
@@ -141,11 +143,7 @@ TEST_F(SqliteBackupTest, RestoreRefusesWhileAServerHoldsTheStore) {
 
 TEST_F(SqliteBackupTest, RestoreRefusesAFileThatIsNoIntactPossyncStore) {
   const std::string db = path("store.db");
-  {
-    auto store = open(db);
-    ASSERT_NE(store, nullptr);
-    commit(*store, {upd("c1", "o1")});
-  }
+  write_store(db, {upd("c1", "o1")});
   const std::string text = path("notes.txt");
   std::ofstream(text) << "not a database at all, but long enough to have a header or two......";
   const std::string other = path("other.db");
@@ -229,11 +227,7 @@ TEST_F(SqliteBackupTest, RestoreReplacesTheStoreAndKeepsTheOneItReplaced) {
 TEST_F(SqliteBackupTest, RestoreIntoANewPathCreatesTheStore) {
   const std::string db = path("store.db");
   const std::string backup = path("backup.db");
-  {
-    auto store = open(db);
-    ASSERT_NE(store, nullptr);
-    commit(*store, {upd("c1", "o1")});
-  }
+  write_store(db, {upd("c1", "o1")});
   ASSERT_TRUE(backup_sqlite_store(db, backup).has_value());
   const std::string fresh = path("new/place/store.db");
   auto restored = restore_sqlite_store(backup, fresh);

@@ -47,6 +47,17 @@ class SqliteStoreTest : public testing::Test {
     wait_durable(s);
     return r ? std::move(*r) : std::vector<Outcome>{};
   }
+  // Runs SQL on the open store through a connection of its own (SQLite's own locking, not the
+  // lock file, applies to it): failures injected underneath the store.
+  void exec_beside(const char* sql) {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(raw, sql, nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(raw);
+  }
   TempDir dir_;
 };
 
@@ -163,26 +174,14 @@ TEST_F(SqliteStoreTest, OpenCreatesMissingParentDirectories) {
 }
 
 // Store contract: "when it returns an Error, nothing of the batch was stored and every request in
-// it may be retried". A failing statement is injected with a trigger added through a separate
-// connection (SQLite's own locking, not the lock file, applies to it).
+// it may be retried". A failing statement is injected with a trigger.
 TEST_F(SqliteStoreTest, FailedCommitStoresNothingAndTheStoreKeepsWorking) {
   auto store = open();
   ASSERT_NE(store, nullptr);
   commit(*store, {upd("c1", "o1")});
-  {
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
-    char* err = nullptr;
-    const int rc =
-        sqlite3_exec(raw,
-                     "CREATE TRIGGER fail_boom BEFORE INSERT ON log "
-                     "WHEN NEW.record_id = 'boom' BEGIN SELECT RAISE(ABORT, 'injected'); "
-                     "END;",
-                     nullptr, nullptr, &err);
-    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
-    sqlite3_free(err);
-    sqlite3_close(raw);
-  }
+  exec_beside(
+      "CREATE TRIGGER fail_boom BEFORE INSERT ON log WHEN NEW.record_id = 'boom' "
+      "BEGIN SELECT RAISE(ABORT, 'injected'); END;");
 
   auto failed =
       store->commit(std::vector<ChangeRequest>{upd("c2", "o2"), upd("c3", "boom")}, {kNow, 0});
@@ -199,6 +198,48 @@ TEST_F(SqliteStoreTest, FailedCommitStoresNothingAndTheStoreKeepsWorking) {
   auto more = store->commit(std::vector<ChangeRequest>{upd("c4", "o4")}, {kNow, 0});
   ASSERT_TRUE(more.has_value()) << more.error().message;
   EXPECT_EQ(more->at(0).seq, 3u);
+}
+
+// A store that cannot be written (its disk full, its file read-only; here every write to the log
+// and to the meta table fails): a failed commit is rolled back, so there is nothing to sync and
+// the syncer does not try (it would abort the process if the WAL could not be opened); ping (the
+// server's readiness) fails from then on, also its own test write, until the store can be written
+// again, which it notices without a commit having to come first.
+TEST_F(SqliteStoreTest, ReadinessFollowsWhetherTheStoreCanBeWritten) {
+  std::atomic<int> syncs{0};
+  SqliteOptions options{db_path(), 2};
+  options.before_sync = [&syncs] { ++syncs; };
+  auto opened = open_sqlite_store(options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  Store& store = **opened;
+  commit(store, {upd("c1", "o1")});
+  EXPECT_EQ(syncs, 1);
+  EXPECT_TRUE(store.ping().has_value());
+
+  exec_beside(
+      "CREATE TRIGGER no_log BEFORE INSERT ON log BEGIN SELECT RAISE(ABORT, 'full (injected)'); "
+      "END; CREATE TRIGGER no_meta BEFORE INSERT ON meta BEGIN SELECT RAISE(ABORT, "
+      "'full (injected)'); END; CREATE TRIGGER no_meta_update BEFORE UPDATE ON meta BEGIN "
+      "SELECT RAISE(ABORT, 'full (injected)'); END;");
+  auto failed = store.commit(std::vector<ChangeRequest>{upd("c2", "o2")}, {kNow, 0});
+  ASSERT_FALSE(failed.has_value());
+  wait_durable(store);
+  EXPECT_EQ(syncs, 1) << "a rolled-back commit was synced";
+  for (int i = 0; i < 2; ++i) {
+    auto ping = store.ping();
+    ASSERT_FALSE(ping.has_value());
+    EXPECT_EQ(ping.error().code, "store_unavailable");
+    EXPECT_NE(ping.error().message.find("a test write failed too: full (injected)"),
+              std::string::npos)
+        << ping.error().message;
+  }
+  EXPECT_EQ(store.head("r1")->seq, 1u);  // reads go on
+
+  exec_beside("DROP TRIGGER no_log; DROP TRIGGER no_meta; DROP TRIGGER no_meta_update;");
+  EXPECT_TRUE(store.ping().has_value());
+  EXPECT_TRUE(store.ping().has_value());
+  EXPECT_EQ(commit(store, {upd("c2", "o2")}).at(0).seq, 2u);
+  EXPECT_EQ(syncs, 2);
 }
 
 TEST_F(SqliteStoreTest, OpensAVersion1DatabaseAndMigratesIt) {

@@ -27,28 +27,14 @@ class SqliteVerifyTest : public testing::Test {
       wait_durable(**store);
     };
     commit({upd("c1", "o1", R"({"status":"open","items":[1,2]})"), upd("c2", "o2")}, kNow);
-    ChangeSpec twin;
-    twin.change_id = "c1-twin";
-    twin.record_id = "o1";
-    twin.twin_of = "c1";
-    ChangeSpec del;
-    del.change_id = "c3";
-    del.record_id = "o2";
-    del.action = "deleted";
-    ChangeSpec del_never;
-    del_never.change_id = "c4";
-    del_never.record_id = "never";
-    del_never.action = "deleted";
-    ChangeSpec conflict;
-    conflict.change_id = "c5";
-    conflict.record_id = "o1";
-    conflict.base_version = 99;
-    ChangeSpec menu;
-    menu.change_id = "m1";
-    menu.type = DataType::menu_items;
-    menu.record_id = "burger";
-    menu.data = R"({"price":9.5,"name":"Burger"})";
-    commit({request(twin), request(del), request(del_never), request(conflict), request(menu),
+    commit({request({.change_id = "c1-twin", .record_id = "o1", .twin_of = "c1"}),
+            request({.change_id = "c3", .record_id = "o2", .action = "deleted"}),
+            request({.change_id = "c4", .record_id = "never", .action = "deleted"}),
+            request({.change_id = "c5", .record_id = "o1", .base_version = 99}),
+            request({.change_id = "m1",
+                     .record_id = "burger",
+                     .type = DataType::menu_items,
+                     .data = R"({"price":9.5,"name":"Burger"})"}),
             upd("c1", "o1", R"({"status":"dup"})")},
            kNow + 1000);
     commit(
