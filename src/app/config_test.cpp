@@ -94,5 +94,31 @@ TEST(Config, TokenIssueTakesServerOptionsInAnyPosition) {
           .config);
 }
 
+TEST(Config, StoreSubcommandsTakeTheirFileAndTheStoreInAnyPosition) {
+  auto backup = parse({"--store", "sqlite:/a.db", "backup", "--to", "/b.db"});
+  ASSERT_TRUE(backup.config);
+  ASSERT_TRUE(backup.store_command);
+  EXPECT_EQ(backup.store_command->kind, StoreCommand::Kind::backup);
+  EXPECT_EQ(backup.store_command->file, "/b.db");
+  EXPECT_EQ(backup.config->store, "sqlite:/a.db");
+
+  auto restore = parse({"restore", "--from", "/b.db", "--store", "sqlite:/c.db"});
+  ASSERT_TRUE(restore.store_command);
+  EXPECT_EQ(restore.store_command->kind, StoreCommand::Kind::restore);
+  EXPECT_EQ(restore.store_command->file, "/b.db");
+  EXPECT_EQ(restore.config->store, "sqlite:/c.db");
+
+  auto verify = parse({"verify"});
+  ASSERT_TRUE(verify.store_command);
+  EXPECT_EQ(verify.store_command->kind, StoreCommand::Kind::verify);
+  EXPECT_TRUE(verify.store_command->file.empty());
+  EXPECT_EQ(parse({"verify", "--file", "/b.db"}).store_command->file, "/b.db");
+
+  EXPECT_FALSE(parse({}).store_command);
+  EXPECT_FALSE(parse({"backup"}).config);                         // --to is required
+  EXPECT_FALSE(parse({"restore"}).config);                        // --from is required
+  EXPECT_FALSE(parse({"verify", "backup", "--to", "x"}).config);  // one subcommand at a time
+}
+
 }  // namespace
 }  // namespace possync

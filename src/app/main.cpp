@@ -12,13 +12,14 @@
 int main(int argc, char** argv) {
   auto parsed = possync::parse_config(argc, argv);
   if (!parsed.config) return parsed.exit_code;
+  // A file-size limit (RLIMIT_FSIZE, systemd's LimitFSIZE=) reached by the store must fail that
+  // write (EFBIG: a commit rejected as on a full disk, a backup that fails), not kill the process
+  // with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (parsed.token) return possync::run_token_command(*parsed.config, *parsed.token);
   if (parsed.store_command) {
     return possync::run_store_command(*parsed.config, *parsed.store_command);
   }
-  // A file-size limit (RLIMIT_FSIZE, systemd's LimitFSIZE=) reached by the store must fail that
-  // write (EFBIG, a commit rejected as for a full disk), not kill the process with SIGXFSZ.
-  std::signal(SIGXFSZ, SIG_IGN);
   spdlog::set_level(spdlog::level::from_str(parsed.config->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   return possync::run_server(*parsed.config);
