@@ -52,6 +52,10 @@ ParsedConfig parse_config(int argc, char** argv) {
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error, critical, off")
       ->envname("POSSYNC_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", c.log_format,
+                 "text (a line per event) or json (one JSON object per line, for log shippers)")
+      ->envname("POSSYNC_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
 
   app.add_option("--max-frame-bytes", c.max_frame_bytes,
                  "Largest WebSocket message accepted (larger: close 1009)")

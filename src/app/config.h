@@ -21,6 +21,7 @@ struct Config : TransportOptions {
   std::size_t threads = 0;  // I/O threads; 0 = one per core
   std::string store = "sqlite:./data/possync.db";
   std::string log_level = "info";
+  std::string log_format = "text";  // "text" or "json" (common/log.h)
 
   // Back-pressure (sync/backpressure.h): above either, devices are read no further and
   // POST /api/sync answers 503 until the server has caught up. 0: no limit.

@@ -8,6 +8,7 @@
 #include "app/server.h"
 #include "app/store_commands.h"
 #include "app/token_command.h"
+#include "common/log.h"
 
 int main(int argc, char** argv) {
   auto parsed = possync::parse_config(argc, argv);
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
     return possync::run_store_command(*parsed.config, *parsed.store_command);
   }
   spdlog::set_level(spdlog::level::from_str(parsed.config->log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  possync::slog::set_format(parsed.config->log_format == "json" ? possync::slog::Format::json
+                                                                : possync::slog::Format::text);
   return possync::run_server(*parsed.config);
 }

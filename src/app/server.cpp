@@ -1,7 +1,8 @@
 #include "app/server.h"
+#include "common/log.h"
 #include "common/thread_name.h"
 
-#include <spdlog/spdlog.h>
+#include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/service_notify.h"
 #include "app/token_command.h"
 #include "store/open_store.h"
 #include "sync/broker.h"
@@ -34,18 +36,18 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     bool created = false;
     auto loaded = configured_keys(config, &created);
     if (!loaded) {
-      spdlog::critical("cannot load token signing keys: {}", loaded.error().message);
+      slog::critical("cannot load token signing keys", {{"error", loaded.error().message}});
       return 2;
     }
     if (created) {
-      spdlog::warn(
-          "created {} with a new token signing key; issue device tokens with "
+      slog::warn(
+          "created a key file with a new token signing key; issue device tokens with "
           "`possync-server token issue` (docs/security.md)",
-          config.jwt_secret_file);
+          {{"path", config.jwt_secret_file}});
     }
     keys = std::move(*loaded);
   } else {
-    spdlog::warn(
+    slog::warn(
         "--auth off: any client that can reach this server can read and write every "
         "restaurant; use it only while devices cannot send tokens yet");
   }
@@ -57,8 +59,8 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     auto parsed = in ? PermissionTable::parse(text.str())
                      : Result<PermissionTable>(Error{errc::kInvalidField, "cannot read the file"});
     if (!parsed) {
-      spdlog::critical("--permissions-file {}: {}", config.permissions_file,
-                       parsed.error().message);
+      slog::critical("cannot use --permissions-file",
+                     {{"path", config.permissions_file}, {"error", parsed.error().message}});
       return 2;
     }
     permissions = std::move(*parsed);
@@ -67,13 +69,13 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
 
   std::shared_ptr<TlsContext> tls;
   if (config.tls_cert.empty() != config.tls_key.empty()) {
-    spdlog::critical("--tls-cert and --tls-key go together");
+    slog::critical("--tls-cert and --tls-key go together");
     return 2;
   }
   if (!config.tls_cert.empty()) {
     auto loaded = TlsContext::load(config.tls_cert, config.tls_key);
     if (!loaded) {
-      spdlog::critical("{}", loaded.error().message);
+      slog::critical("cannot load the TLS certificate", {{"error", loaded.error().message}});
       return 2;
     }
     tls = std::move(*loaded);
@@ -81,7 +83,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
 
   auto store = open_store(config.store, std::max<std::size_t>(4, threads * 2));
   if (!store) {
-    spdlog::critical("cannot open store: {}", store.error().message);
+    slog::critical("cannot open the store", {{"error", store.error().message}});
     return 1;
   }
   Store& db = **store;
@@ -129,16 +131,18 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.host, ec);
   if (ec) {
-    spdlog::critical("invalid --host '{}': {}", config.host, ec.message());
+    slog::critical("invalid --host", {{"host", config.host}, {"error", ec.message()}});
     return 2;
   }
   auto listener = std::make_shared<Listener>(loops, ctx, api);
   auto bound = listener->open({address, config.port});
   if (!bound) {
-    spdlog::critical("{}", bound.error().message);
+    slog::critical("cannot listen", {{"error", bound.error().message}});
     return 1;
   }
   listener->start();
+  const std::string serving =
+      fmt::format("serving on {}:{}", bound->address().to_string(), bound->port());
 
   // Shutdown: stop accepting, close WebSockets with 1001, then stop once they are gone.
   net::steady_timer drain_timer(ioc);
@@ -154,7 +158,8 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code e, int signal) {
     if (e) return;
-    spdlog::info("received signal {}, shutting down", signal);
+    slog::info("shutting down", {{"signal", signal}});
+    notify_stopping();
     ctx.stopping = true;
     listener->stop();
     // Changes arriving from now on are refused (shutting_down); close the WebSockets once every
@@ -173,22 +178,29 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   std::function<void()> wait_for_hangup = [&] {
     hangup.async_wait([&](boost::system::error_code e, int) {
       if (e) return;
+      notify_reloading();
       if (!tls) {
-        spdlog::info("SIGHUP: no TLS certificate to reload");
+        slog::info("SIGHUP: no TLS certificate to reload");
       } else if (auto reloaded = tls->reload(); !reloaded) {
-        spdlog::error("SIGHUP: keeping the current TLS certificate: {}", reloaded.error().message);
+        slog::error("SIGHUP: keeping the current TLS certificate",
+                    {{"error", reloaded.error().message}});
       } else {
-        spdlog::info("SIGHUP: TLS certificate reloaded from {}", config.tls_cert);
+        slog::info("SIGHUP: TLS certificate reloaded", {{"path", config.tls_cert}});
       }
+      notify_ready(serving);
       wait_for_hangup();
     });
   };
   wait_for_hangup();
 
-  spdlog::info("possync listening on {}:{} ({}) with {} I/O threads, store {}",
-               bound->address().to_string(), bound->port(), tls ? "https, wss" : "http, ws",
-               threads, db.describe());
+  slog::info("possync listening", {{"address", bound->address().to_string()},
+                                   {"port", bound->port()},
+                                   {"scheme", tls ? "https, wss" : "http, ws"},
+                                   {"threads", threads},
+                                   {"store", db.describe()}});
   if (on_listening) on_listening(bound->port());
+  // Told from inside the running loop: by then the listener accepts and requests are answered.
+  net::post(ioc, [&serving] { notify_ready(serving); });
 
   loops.run();
 
@@ -196,7 +208,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   pipeline.stop();
   if (broker) broker->stop();
   hub.clear();
-  spdlog::info("shutdown complete");
+  slog::info("shutdown complete");
   return 0;
 }
 

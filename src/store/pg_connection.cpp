@@ -1,7 +1,7 @@
 #include "store/pg_connection.h"
+#include "common/log.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -56,7 +56,11 @@ void PgConnection::ensure() {
   // Notices and errors the server sends outside a query (e.g. "terminating connection due to
   // administrator command" at a restart) go to the log, not to stderr.
   PQsetNoticeProcessor(
-      conn_, [](void*, const char* message) { spdlog::debug("postgres: {}", message); }, nullptr);
+      conn_,
+      [](void*, const char* message) {
+        slog::debug("postgres notice", {{"notice", message}});
+      },
+      nullptr);
   try {
     // Every statement possync prepares reads or writes by primary key (or a short key range), so
     // one generic plan is always right. Without this, statements taking arrays (the writer's

@@ -1,8 +1,8 @@
 // PostgresChangeFeed: LISTEN possync_commits on a dedicated connection (store/change_feed.h).
 #include <poll.h>
-#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include "common/log.h"
 
 #include <algorithm>
 #include <charconv>
@@ -42,13 +42,13 @@ class PostgresChangeFeed final : public ChangeFeed {
         conn_.exec(fmt::format("LISTEN {}", kCommitChannel).c_str());
       } catch (const PgError& e) {
         conn_.disconnect();
-        if (!down_) spdlog::warn("change feed: {}; retrying", e.what());
+        if (!down_) slog::warn("change feed failed; retrying", {{"error", e.what()}});
         down_ = true;
         sleep(std::min(timeout, backoff_));
         backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(2000));
         return events;
       }
-      if (down_) spdlog::info("change feed: listening again");
+      if (down_) slog::info("change feed listening again");
       down_ = false;
       backoff_ = std::chrono::milliseconds(50);
       events.resync = true;  // whatever was committed while not listening was missed
@@ -59,7 +59,7 @@ class PostgresChangeFeed final : public ChangeFeed {
     drain_wake();
     if (fds[0].revents != 0) {
       if (PQconsumeInput(conn_.raw()) == 0 || !conn_.connected()) {
-        spdlog::warn("change feed: connection lost: {}", PQerrorMessage(conn_.raw()));
+        slog::warn("change feed connection lost", {{"error", PQerrorMessage(conn_.raw())}});
         conn_.disconnect();
         down_ = true;
         return events;
@@ -69,7 +69,7 @@ class PostgresChangeFeed final : public ChangeFeed {
       if (auto notice = parse_notice(n->extra)) {
         events.notices.push_back(std::move(*notice));
       } else {
-        spdlog::warn("change feed: ignoring malformed notice '{}'", n->extra);
+        slog::warn("change feed ignoring a malformed notice", {{"notice", n->extra}});
       }
       PQfreemem(n);
     }

@@ -1,10 +1,9 @@
 #include "store/sqlite_store.h"
+#include "common/log.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
 #include <atomic>
@@ -143,8 +142,7 @@ class Checkpointer {
     if (want_complete_ <= complete_) return;
     const std::uint64_t wanted = want_complete_;
     if (!cv_.wait_for(lock, max_wait_, [&] { return complete_ >= wanted; })) {
-      spdlog::warn("the SQLite WAL holds {} pages and a reader keeps them from being copied",
-                   wal_frames_);
+      slog::warn("a reader keeps the SQLite WAL from being copied", {{"pages", wal_frames_}});
       wait_at_ = 2 * wal_frames_;
       want_complete_ = complete_;
     }
@@ -173,10 +171,10 @@ class Checkpointer {
       // the WAL meanwhile, as long as it can grow.
       const bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
       if (failed && !failing_) {
-        spdlog::warn("SQLite checkpoints fail ({}); retrying every {} ms",
-                     sqlite3_errmsg(db_.get()), kFailedRetry.count());
+        slog::warn("SQLite checkpoints fail; retrying",
+                   {{"error", sqlite3_errmsg(db_.get())}, {"retry_ms", kFailedRetry.count()}});
       } else if (!failed && failing_) {
-        spdlog::info("SQLite checkpoints work again");
+        slog::info("SQLite checkpoints work again");
       }
       const bool all_copied = rc == SQLITE_OK && copied == log;
       // Pages a reader still needs stay in the WAL; try again shortly rather than spin.
@@ -293,7 +291,8 @@ class Syncer {
       // The kernel may have dropped the pages it failed to write: retrying could report success
       // for data that is gone. Stop here; a restart recovers from what is on disk, and nothing
       // of the unsynced commits was acknowledged or served.
-      spdlog::critical("cannot sync the SQLite WAL {}: {}", wal_path_, std::strerror(errno));
+      slog::critical("cannot sync the SQLite WAL",
+                     {{"path", wal_path_}, {"error", std::strerror(errno)}});
       std::abort();
     }
     // The WAL's directory entry must be durable too. SQLite syncs the directory on its own first
@@ -304,7 +303,7 @@ class Syncer {
   void sync_directory() const {
     // Like SQLite, a directory that cannot be synced (some file systems refuse) is not fatal.
     if (auto synced = sync_parent_directory(wal_path_); !synced) {
-      spdlog::warn("{}", synced.error().message);
+      slog::warn("cannot sync the directory", {{"error", synced.error().message}});
     }
   }
 
@@ -533,7 +532,7 @@ class SqliteStore final : public Store {
                                probed.error().message)};
     }
     if (commits_failing_.exchange(false)) {
-      spdlog::info("the store {} can be written again", describe());
+      slog::info("the store can be written again", {{"store", describe()}});
     }
     return {};
   }
@@ -606,7 +605,7 @@ class SqliteStore final : public Store {
   void note_commit(const Result<std::vector<Outcome>>& result) {
     if (result) {
       if (commits_failing_.exchange(false)) {
-        spdlog::info("commits to {} work again", describe());
+        slog::info("commits work again", {{"store", describe()}});
       }
       return;
     }
@@ -615,10 +614,12 @@ class SqliteStore final : public Store {
       last_failure_ = result.error().message;
     }
     if (!commits_failing_.exchange(true)) {
-      spdlog::error(
-          "commits to {} fail ({}): changes are rejected with store_unavailable and /api/ready "
-          "answers 503 until the store can be written again",
-          describe(), result.error().message);
+      slog::error(
+          "commits fail: changes are rejected with store_unavailable and /api/ready answers 503 "
+          "until the store can be written again",
+          {{"store", describe()},
+           {"code", result.error().code},
+           {"error", result.error().message}});
     }
   }
 

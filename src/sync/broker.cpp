@@ -1,7 +1,6 @@
 #include "sync/broker.h"
+#include "common/log.h"
 #include "common/thread_name.h"
-
-#include <spdlog/spdlog.h>
 
 #include <map>
 #include <vector>
@@ -18,8 +17,8 @@ Broker::Broker(Store& store, Hub& hub, std::unique_ptr<ChangeFeed> feed, Options
   hub_.set_room_start([this](const std::string& restaurant) -> std::optional<std::uint64_t> {
     auto head = store_.head(restaurant);
     if (!head) {
-      spdlog::warn("cannot read the head of restaurant={} for its new room: {}", restaurant,
-                   head.error().message);
+      slog::warn("cannot read the head of a new room",
+                 {{"restaurant", restaurant}, {"error", head.error().message}});
       return std::nullopt;
     }
     return head->seq;
@@ -117,16 +116,17 @@ bool Broker::catch_up(const std::string& restaurant) {
     if (!published) return true;  // no room (any more)
     auto page = store_.read_log(restaurant, *published, options_.page);
     if (!page) {
-      spdlog::warn("catch-up of restaurant={} from seq {} failed: {}", restaurant, *published,
-                   page.error().message);
+      slog::warn(
+          "broker catch-up failed",
+          {{"restaurant", restaurant}, {"seq", *published}, {"error", page.error().message}});
       return false;
     }
     const std::uint64_t lost = page->head.pruned_seq > *published ? page->head.pruned_seq : 0;
     if (lost > 0) {
-      spdlog::error(
-          "restaurant={}: seqs after {} were pruned before this node published them; its "
-          "devices here miss them (raise --retain-changes)",
-          restaurant, *published);
+      slog::error(
+          "changes were pruned before this node published them; its devices here miss them "
+          "(raise --retain-changes)",
+          {{"restaurant", restaurant}, {"seq", *published}, {"pruned_seq", lost}});
     }
     std::vector<Outcome> outcomes;
     outcomes.reserve(page->entries.size());

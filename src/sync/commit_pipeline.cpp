@@ -1,7 +1,6 @@
 #include "sync/commit_pipeline.h"
+#include "common/log.h"
 #include "common/thread_name.h"
-
-#include <spdlog/spdlog.h>
 
 #include <future>
 
@@ -137,7 +136,9 @@ void CommitPipeline::commit_batch(std::span<Pending> batch) {
   if (result) {
     outcomes = std::move(*result);
   } else {
-    spdlog::error("commit of {} changes failed: {}", requests.size(), result.error().message);
+    slog::error("commit failed", {{"changes", requests.size()},
+                                  {"code", result.error().code},
+                                  {"error", result.error().message}});
     outcomes.resize(requests.size());
     for (std::size_t i = 0; i < requests.size(); ++i) {
       outcomes[i].change_id = requests[i].change.change_id;

@@ -1,6 +1,5 @@
 #include "transport/http_session.h"
 
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -12,6 +11,8 @@
 #include <utility>
 
 #include "common/ids.h"
+#include "common/json_text.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "transport/io_loops.h"
 #include "transport/request_auth.h"
@@ -124,6 +125,9 @@ void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
       ec == net::error::operation_aborted || ec == net::error::connection_reset) {
     return close();
   }
+  head_ = false;
+  log_method_.clear();
+  log_path_.clear();
   if (ec) {
     // A request we cannot parse gets one clear answer, then the connection is closed.
     Request req;
@@ -152,6 +156,13 @@ void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
   }
 
   Request req = parser_->release();
+  head_ = req.method() == http::verb::head;
+  if (slog::enabled(slog::Level::debug)) {
+    // The path only: a query string may carry a token.
+    const std::string_view target = req.target();
+    log_method_ = req.method_string();
+    log_path_ = target.substr(0, target.find('?'));
+  }
   if (refused_connect_) {
     return too_many(req, {errc::kRateLimited, "too many new connections from this address"},
                     *refused_connect_, true);
@@ -189,7 +200,10 @@ void HttpSession<Stream>::upgrade(Request req) {
                 {errc::kShuttingDown, "the server is shutting down; reconnect elsewhere"});
   }
   auto url = boost::urls::parse_origin_form(req.target());
-  if (!url || (url->path() != "/" && url->path() != "/ws")) {
+  if (!url) {
+    return fail(http::status::bad_request, {errc::kBadRequest, "malformed request target"});
+  }
+  if (url->path() != "/" && url->path() != "/ws") {
     return fail(http::status::not_found,
                 {errc::kNotFound, "WebSocket connections are accepted on / and /ws"});
   }
@@ -213,7 +227,7 @@ void HttpSession<Stream>::upgrade(Request req) {
       since = v;
     }
   }
-  auto caller = ctx_.auth.authenticate(request_token(req, url->params()), now_ms() / 1000);
+  auto caller = ctx_.auth.authenticate(upgrade_token(req, url->params()), now_ms() / 1000);
   if (!caller) return answer(api_.auth_error(req, caller.error()));
   // A device with a token may leave out the ids its token names.
   if (!caller->anonymous && caller->restaurant_id != kAnyRestaurant) {
@@ -251,8 +265,9 @@ void HttpSession<Stream>::upgrade(Request req) {
         std::chrono::seconds(5), true);
   }
   if (caller->anonymous) {
-    spdlog::warn("unauthenticated connection restaurant={} device={} (--auth off)",
-                 origin.restaurant_id, origin.device_id);
+    slog::warn("unauthenticated connection", {{"restaurant", origin.restaurant_id},
+                                              {"device", origin.device_id},
+                                              {"remote", client_address(req)}});
   }
   auto accept = check_websocket_request(req);
   if (!accept) {
@@ -323,11 +338,40 @@ void HttpSession<Stream>::write(Response res) {
   // (`Connection: close`). Decided here, not when the write completes: a response that went out
   // as keep-alive leaves its connection open, however soon after it SIGTERM arrives.
   if (ctx_.stopping) res.keep_alive(false);
+  if (slog::enabled(slog::Level::debug)) log_response(res);
+  // A response to HEAD is the GET's status and headers (Content-Length included), no body.
+  if (head_) res.body().clear();
   const bool close = !res.keep_alive();
   pending_ = std::make_shared<Response>(std::move(res));
   http::async_write(
       stream_, *pending_,
       beast::bind_front_handler(&HttpSession::on_write, this->shared_from_this(), close));
+}
+
+template <class Stream>
+void HttpSession<Stream>::log_response(const Response& res) const {
+  // An error's code is in its body (RestApi::error); nothing else of a body is logged.
+  std::string_view code;
+  boost::json::value body;
+  if (res.result_int() >= 400 && res[http::field::content_type] == "application/json") {
+    boost::system::error_code ec;
+    body = parse_json(res.body(), ec);
+    if (const auto* o = body.if_object()) {
+      if (const auto* c = o->if_contains("code"); c && c->is_string()) code = c->get_string();
+    }
+  }
+  if (code.empty()) {
+    slog::debug("http request", {{"method", log_method_},
+                                 {"path", log_path_},
+                                 {"status", res.result_int()},
+                                 {"remote", peer_address_}});
+  } else {
+    slog::debug("http request", {{"method", log_method_},
+                                 {"path", log_path_},
+                                 {"status", res.result_int()},
+                                 {"code", code},
+                                 {"remote", peer_address_}});
+  }
 }
 
 template <class Stream>

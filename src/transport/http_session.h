@@ -38,6 +38,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   template <class Start>
   void move_to_loop(std::size_t loop, Start start);
   void write(Response res);
+  // The debug line of one answered request: method, path (never the query), status, error code,
+  // remote address.
+  void log_response(const Response& res) const;
   void on_write(bool close, boost::beast::error_code ec, std::size_t bytes);
   void close();
   // The client's address: the peer's, or X-Forwarded-For's last hop with --trust-forwarded-for.
@@ -61,6 +64,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<Response> pending_;
   std::string peer_address_;
+  bool head_ = false;  // the request being answered is HEAD: its response goes without a body
+  // Method and path of the request being answered, kept only while debug lines are written.
+  std::string log_method_;
+  std::string log_path_;
   // Set when the connection itself was over the per-address connect rate: its first request
   // gets a 429 and the connection is closed.
   std::optional<std::chrono::seconds> refused_connect_;

@@ -1,7 +1,7 @@
 #include "transport/listener.h"
+#include "common/log.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
 #include "transport/http_session.h"
@@ -59,7 +59,7 @@ void Listener::do_accept() {
         if (ec) {
           // Out of file descriptors and the like: keep serving the connections we have and
           // try again shortly instead of spinning.
-          spdlog::warn("accept failed: {}", ec.message());
+          slog::warn("accept failed", {{"error", ec.message()}});
           self->backoff_.expires_after(std::chrono::milliseconds(100));
           self->backoff_.async_wait([self](boost::system::error_code) { self->do_accept(); });
           return;

@@ -39,7 +39,12 @@ std::string request_token(const HttpRequest& req, boost::urls::params_view param
     return std::string(token);
   }
   if (auto it = params.find("token"); it != params.end()) return (*it).value;
-  std::string token;
+  return {};
+}
+
+std::string upgrade_token(const HttpRequest& req, boost::urls::params_view params) {
+  std::string token = request_token(req, params);
+  if (!token.empty()) return token;
   for_each_entry(req[http::field::sec_websocket_protocol], [&](std::string_view item) {
     if (!item.starts_with(kBearerSubprotocolPrefix)) return false;
     token = item.substr(kBearerSubprotocolPrefix.size());

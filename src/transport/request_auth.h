@@ -17,9 +17,14 @@ using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>
 inline constexpr std::string_view kSubprotocol = "possync";
 inline constexpr std::string_view kBearerSubprotocolPrefix = "bearer.";
 
-// The token a request carries (empty if none), by preference: `Authorization: Bearer <token>`,
-// the `token` query parameter, a Sec-WebSocket-Protocol entry "bearer.<token>".
+// The token a REST request carries (empty if none), by preference: `Authorization: Bearer
+// <token>`, the `token` query parameter.
 std::string request_token(const HttpRequest& req, boost::urls::params_view params);
+
+// The token a WebSocket upgrade carries: as request_token, else a Sec-WebSocket-Protocol entry
+// "bearer.<token>". Only upgrades read that header: it is the browsers' way to send a token on a
+// WebSocket, and a browser's REST request (fetch) can set Authorization instead.
+std::string upgrade_token(const HttpRequest& req, boost::urls::params_view params);
 
 // The Sec-WebSocket-Protocol value to answer a WebSocket upgrade with (empty: none was offered):
 // "possync" if offered, else the bearer entry (a client that offers protocols needs one back).

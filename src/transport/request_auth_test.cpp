@@ -11,6 +11,11 @@ namespace http = boost::beast::http;
 
 std::string token_of(const HttpRequest& req) {
   auto url = boost::urls::parse_origin_form(req.target());
+  return upgrade_token(req, url->params());
+}
+
+std::string rest_token_of(const HttpRequest& req) {
+  auto url = boost::urls::parse_origin_form(req.target());
   return request_token(req, url->params());
 }
 
@@ -31,6 +36,7 @@ TEST(RequestAuth, FindsTheTokenInHeaderQueryOrSubprotocolInThatOrder) {
   auto proto = request("/ws");
   proto.set(http::field::sec_websocket_protocol, "possync, bearer.from-protocol");
   EXPECT_EQ(token_of(proto), "from-protocol");
+  EXPECT_EQ(rest_token_of(proto), "");  // REST reads no token from Sec-WebSocket-Protocol
   EXPECT_EQ(selected_subprotocol(proto), "possync");
 
   auto only_bearer = request("/ws");

@@ -1,13 +1,13 @@
 #include "transport/rest_api.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
 
 #include "common/ids.h"
 #include "common/json_text.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "protocol/close_codes.h"
 #include "transport/ordered_intake.h"
@@ -185,7 +185,11 @@ bool path_matches(const std::array<std::string_view, 5>& pattern,
 void RestApi::handle(const Request& req, Respond respond) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
-    respond(error(req, http::status::bad_request, {errc::kBadRequest, "malformed request target"}));
+    // As after a malformed request line: answered, then the connection is closed.
+    Response res =
+        error(req, http::status::bad_request, {errc::kBadRequest, "malformed request target"});
+    res.keep_alive(false);
+    respond(std::move(res));
     return;
   }
   ctx_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
@@ -207,9 +211,14 @@ void RestApi::handle(const Request& req, Respond respond) {
   for (const Route& r : routes()) {
     if (!path_matches(r.path, segments, call.id)) continue;
     if (path == nullptr) path = &r;
-    if (r.method == req.method()) route = &r;
+    // HEAD is answered as GET (HttpSession sends the response without its body).
+    if (r.method == req.method() ||
+        (r.method == http::verb::get && req.method() == http::verb::head)) {
+      route = &r;
+    }
     if (!allowed.empty()) allowed += ", ";
     allowed += std::string_view(http::to_string(r.method));
+    if (r.method == http::verb::get) allowed += ", HEAD";
   }
   if (path == nullptr) {
     call.respond(
@@ -290,8 +299,12 @@ void RestApi::admin_disconnect(const Request& req, const std::string& id, std::s
     s->disconnect(kCloseByOperator, "disconnected by an operator");
     ++closed;
   }
-  spdlog::warn("operator disconnected {} connection(s) of restaurant={}{}{}", closed, id,
-               device.empty() ? "" : " device=", device);
+  if (device.empty()) {
+    slog::warn("operator disconnected connections", {{"restaurant", id}, {"connections", closed}});
+  } else {
+    slog::warn("operator disconnected connections",
+               {{"restaurant", id}, {"device", device}, {"connections", closed}});
+  }
   json::object o{{"restaurant_id", id}, {"disconnected", closed}};
   respond(json(req, http::status::ok, json_text(o)));
 }
@@ -398,14 +411,15 @@ struct SyncBatch {
 
   void finish() {
     std::size_t synced = 0;
-    bool retry = false;
+    std::string_view retry;  // the code of the first entry rejected for a retryable reason
     json::array results;
     for (const auto& o : outcomes) {
       if (o.status != OutcomeStatus::rejected) ++synced;
       // Retryable rejections make the whole answer a 503: today's app resends only on non-200.
-      if (o.error.code == errc::kStoreUnavailable || o.error.code == errc::kShuttingDown ||
-          o.error.code == errc::kRateLimited) {
-        retry = true;
+      if (retry.empty() &&
+          (o.error.code == errc::kStoreUnavailable || o.error.code == errc::kShuttingDown ||
+           o.error.code == errc::kRateLimited)) {
+        retry = o.error.code;
       }
       results.push_back(outcome_to_json(o));
     }
@@ -417,11 +431,16 @@ struct SyncBatch {
     ctx->hub.notify_device(restaurant_id, device_id,
                            std::make_shared<const std::string>(json_text(update)));
     const auto timestamp = iso8601_utc(now_ms());
-    if (retry) {
+    if (!retry.empty()) {
       // Today's app resends the whole batch on any non-200; repeated changes are deduplicated.
       json::object o{{"status", "error"},
-                     {"code", errc::kStoreUnavailable},
-                     {"message", "some changes could not be stored; retry the request"},
+                     {"code", retry},
+                     {"message", retry == errc::kShuttingDown
+                                     ? "the server is shutting down; retry the request"
+                                 : retry == errc::kRateLimited
+                                     ? "too many user secrets are waiting to be hashed; retry "
+                                       "the request"
+                                     : "some changes could not be stored; retry the request"},
                      {"synced_changes", synced},
                      {"timestamp", timestamp},
                      {"results", std::move(results)}};

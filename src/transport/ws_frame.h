@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace possync::ws {
 
 enum class Opcode : std::uint8_t {
@@ -53,8 +55,8 @@ std::string close_payload(std::uint16_t code, std::string_view reason);
 // Whether `code` may appear in a close frame on the wire (1000-1003, 1007-1014, 3000-4999).
 bool is_valid_close_code(std::uint16_t code);
 
-// Whether `text` is valid UTF-8 (no overlong forms, surrogates or code points over U+10FFFF).
-bool is_valid_utf8(std::string_view text);
+// Whether `text` is valid UTF-8 (common/utf8.h).
+using possync::is_valid_utf8;
 
 struct Event {
   enum class Kind {

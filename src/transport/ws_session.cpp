@@ -1,10 +1,10 @@
 #include "transport/ws_session.h"
 
-#include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "common/log.h"
 #include "common/time.h"
 #include "protocol/close_codes.h"
 #include "transport/commit_intake.h"
@@ -81,8 +81,9 @@ void WsSession<Stream>::run(std::string response, std::string early) {
   room_ = std::move(membership.room);
   last_sent_ = membership.published_seq;
   enqueue(ws::Opcode::text, std::make_shared<const std::string>(std::move(response)), {}, true);
-  spdlog::info("device connected restaurant={} device={} remote={}", origin_.restaurant_id,
-               origin_.device_id, socket().remote_endpoint(ec).address().to_string());
+  slog::info("device connected", {{"restaurant", origin_.restaurant_id},
+                                  {"device", origin_.device_id},
+                                  {"remote", socket().remote_endpoint(ec).address().to_string()}});
   arm_token_expiry();
   arm_ping_timer();
   if (initial_since_) start_catchup(*initial_since_);
@@ -199,12 +200,17 @@ void WsSession<Stream>::consume(std::span<char> bytes) {
       case ws::Event::Kind::error:
         if (event->code == ws::kCloseTooBig) {
           ctx_.metrics.count_error("message_too_big");
-          spdlog::warn("closing restaurant={} device={}: message over {} bytes (1009)",
-                       origin_.restaurant_id, origin_.device_id, ctx_.config.max_frame_bytes);
+          slog::warn("closing connection: message too big",
+                     {{"restaurant", origin_.restaurant_id},
+                      {"device", origin_.device_id},
+                      {"close_code", event->code},
+                      {"limit_bytes", ctx_.config.max_frame_bytes}});
         } else {
           ctx_.metrics.count_error("protocol_error");
-          spdlog::info("closing restaurant={} device={}: {} ({})", origin_.restaurant_id,
-                       origin_.device_id, event->reason, event->code);
+          slog::info("closing connection: protocol error", {{"restaurant", origin_.restaurant_id},
+                                                            {"device", origin_.device_id},
+                                                            {"close_code", event->code},
+                                                            {"error", event->reason}});
         }
         close_with(event->code, std::string(event->reason), true);
         break;
@@ -236,8 +242,9 @@ void WsSession<Stream>::end_reading(beast::error_code ec) {
   reading_ended_ = true;
   peer_closed_ = true;
   if (!is_normal_end(ec) && !socket_closed_) {
-    spdlog::info("read failed restaurant={} device={}: {}", origin_.restaurant_id,
-                 origin_.device_id, ec.message());
+    slog::info("read failed", {{"restaurant", origin_.restaurant_id},
+                               {"device", origin_.device_id},
+                               {"error", ec.message()}});
   }
   // The peer is gone (or closed its side): nothing more will be written either.
   close_socket();
@@ -252,9 +259,10 @@ void WsSession<Stream>::arm_ping_timer() {
     if (self->activity_) {
       self->activity_ = false;
     } else if (self->ping_outstanding_) {
-      spdlog::info("closing restaurant={} device={}: no traffic for {} s",
-                   self->origin_.restaurant_id, self->origin_.device_id,
-                   self->ctx_.config.idle_timeout.count());
+      slog::info("closing connection: no traffic",
+                 {{"restaurant", self->origin_.restaurant_id},
+                  {"device", self->origin_.device_id},
+                  {"idle_seconds", self->ctx_.config.idle_timeout.count()}});
       return self->close_socket();
     } else if (!self->closing_) {
       self->ping_outstanding_ = true;
@@ -272,8 +280,9 @@ void WsSession<Stream>::arm_token_expiry() {
       std::chrono::duration_cast<std::chrono::milliseconds>(left), std::chrono::milliseconds(0)));
   close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
     if (ec || self->closing_) return;
-    spdlog::info("token expired restaurant={} device={}", self->origin_.restaurant_id,
-                 self->origin_.device_id);
+    slog::info("closing connection: token expired", {{"restaurant", self->origin_.restaurant_id},
+                                                     {"device", self->origin_.device_id},
+                                                     {"code", auth_errc::kTokenExpired}});
     self->send_error({auth_errc::kTokenExpired, "the token has expired; reconnect with a new one"});
     self->close_with(kCloseTokenExpired, "token expired", false);
   });
@@ -290,7 +299,12 @@ void WsSession<Stream>::handle_auth(const AuthMsg& msg) {
   } else {
     refused = ctx_.auth.authorize(*caller, origin_.restaurant_id, origin_.device_id);
   }
-  if (refused) return send_error(*refused);
+  if (refused) {
+    slog::debug("token refresh refused", {{"restaurant", origin_.restaurant_id},
+                                          {"device", origin_.device_id},
+                                          {"code", refused->code}});
+    return send_error(*refused);
+  }
   caller_ = std::move(*caller);
   arm_token_expiry();
   send(render_auth_ok(caller_.expires_at));
@@ -301,8 +315,10 @@ void WsSession<Stream>::refuse_over_budget(std::string_view change_id) {
   // Nothing of the message was accepted: the device may send it again.
   ctx_.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
   if (++refused_in_a_row_ >= kMaxRefusedInARow) {
-    spdlog::warn("closing restaurant={} device={}: over its rate limit ({} messages refused)",
-                 origin_.restaurant_id, origin_.device_id, refused_in_a_row_);
+    slog::warn("closing connection: over its rate limit", {{"restaurant", origin_.restaurant_id},
+                                                           {"device", origin_.device_id},
+                                                           {"code", errc::kRateLimited},
+                                                           {"refused", refused_in_a_row_}});
     close_with(kCloseRateLimited, "rate limit exceeded", false);
     return;
   }
@@ -483,8 +499,9 @@ void WsSession<Stream>::pump_catchup() {
   while (mode_ == Mode::catching_up && !closing_ && queued_bytes_ < low_water) {
     auto page = ctx_.store.read_log(origin_.restaurant_id, cursor_, ctx_.config.catchup_page);
     if (!page) {
-      spdlog::error("catch-up read failed restaurant={}: {}", origin_.restaurant_id,
-                    page.error().message);
+      slog::error("catch-up read failed", {{"restaurant", origin_.restaurant_id},
+                                           {"code", page.error().code},
+                                           {"error", page.error().message}});
       close_with(kCloseTryAgainLater, "store unavailable; reconnect with since", false);
       return;
     }
@@ -567,8 +584,10 @@ void WsSession<Stream>::send(std::shared_ptr<const std::string> payload, TimePoi
   if (closing_) return;
   if (!queue_.empty() && queued_bytes_ + payload->size() > ctx_.config.max_outbound_bytes) {
     ctx_.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("slow consumer restaurant={} device={}: send queue over {} bytes, disconnecting",
-                 origin_.restaurant_id, origin_.device_id, ctx_.config.max_outbound_bytes);
+    slog::warn("closing connection: slow consumer",
+               {{"restaurant", origin_.restaurant_id},
+                {"device", origin_.device_id},
+                {"limit_bytes", ctx_.config.max_outbound_bytes}});
     close_with(kClosePolicyViolation, "slow consumer: send queue full; reconnect with since", true);
     return;
   }
@@ -655,8 +674,9 @@ void WsSession<Stream>::write_queued() {
         }
         if (ec) {
           if (!is_normal_end(ec)) {
-            spdlog::info("write failed restaurant={} device={}: {}", origin_.restaurant_id,
-                         origin_.device_id, ec.message());
+            slog::info("write failed", {{"restaurant", origin_.restaurant_id},
+                                        {"device", origin_.device_id},
+                                        {"error", ec.message()}});
           }
           return close_socket();
         }
@@ -749,8 +769,8 @@ void WsSession<Stream>::leave_room() {
   joined_ = false;
   ctx_.hub.leave(origin_.restaurant_id, this);
   room_.reset();
-  spdlog::info("device disconnected restaurant={} device={}", origin_.restaurant_id,
-               origin_.device_id);
+  slog::info("device disconnected",
+             {{"restaurant", origin_.restaurant_id}, {"device", origin_.device_id}});
 }
 
 template class WsSession<PlainStream>;

@@ -584,7 +584,7 @@ class OpenApiGlueTest(unittest.TestCase):
              self.response(401, error, www_authenticate='Bearer realm="possync"')),
             ("GET", "/nope", self.response(404, dict(error, code="not_found"))),
             ("PUT", "/api/health",
-             self.response(405, dict(error, code="method_not_allowed"), allow="GET")),
+             self.response(405, dict(error, code="method_not_allowed"), allow="GET, HEAD")),
         ]
         for method, target, res in good:
             with self.subTest(good=(method, target, res.status)):
@@ -967,8 +967,8 @@ class OpenApiResponsesTest(ServerTestCase):
             self.call(server, "GET", ok, token=pos, status=404, code="not_found",
                       request="invalid")
             self.call(server, "GET", base, status=404, code="not_found", request=None)
-            # A malformed target: the upgrade is refused as a wrong path, REST as bad_request.
-            self.upgrade(server, f"{base}?x=%zz", token=pos, status=404, code="not_found",
+            # A malformed target: 400 bad_request, upgrade or not.
+            self.upgrade(server, f"{base}?x=%zz", token=pos, status=400, code="bad_request",
                          request=None)
             self.call(server, "GET", f"{base}?x=%zz", token=pos, status=400,
                       code="bad_request", request=None)
@@ -997,7 +997,7 @@ class OpenApiResponsesTest(ServerTestCase):
         for method, path, token, status in other_methods:
             res = self.call(server, method, path, token=token, status=status, request=None)
             if status == 405:
-                self.assertIn(res.headers.get("allow"), ("GET", "POST"))
+                self.assertIn(res.headers.get("allow"), ("GET, HEAD", "POST"))
         # Unknown paths.
         for path in ("/nope", "/api", "/api/restaurants/rest-1", "/api/restaurants/rest-1/x",
                      "/api/health/x", "/api/admin/nope"):
