@@ -142,7 +142,8 @@ class Checkpointer {
     if (want_complete_ <= complete_) return;
     const std::uint64_t wanted = want_complete_;
     if (!cv_.wait_for(lock, max_wait_, [&] { return complete_ >= wanted; })) {
-      slog::warn("a reader keeps the SQLite WAL from being copied", {{"pages", wal_frames_}});
+      slog::warn("SQLite WAL pages pile up: a reader keeps them from being copied",
+                 {{"pages", wal_frames_}});
       wait_at_ = 2 * wal_frames_;
       want_complete_ = complete_;
     }

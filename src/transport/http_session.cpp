@@ -128,6 +128,7 @@ void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
   head_ = false;
   log_method_.clear();
   log_path_.clear();
+  log_remote_ = peer_address_;
   if (ec) {
     // A request we cannot parse gets one clear answer, then the connection is closed.
     Request req;
@@ -162,6 +163,7 @@ void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
     const std::string_view target = req.target();
     log_method_ = req.method_string();
     log_path_ = target.substr(0, target.find('?'));
+    log_remote_ = client_address(req);
   }
   if (refused_connect_) {
     return too_many(req, {errc::kRateLimited, "too many new connections from this address"},
@@ -364,13 +366,13 @@ void HttpSession<Stream>::log_response(const Response& res) const {
     slog::debug("http request", {{"method", log_method_},
                                  {"path", log_path_},
                                  {"status", res.result_int()},
-                                 {"remote", peer_address_}});
+                                 {"remote", log_remote_}});
   } else {
     slog::debug("http request", {{"method", log_method_},
                                  {"path", log_path_},
                                  {"status", res.result_int()},
                                  {"code", code},
-                                 {"remote", peer_address_}});
+                                 {"remote", log_remote_}});
   }
 }
 

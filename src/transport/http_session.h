@@ -65,9 +65,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::shared_ptr<Response> pending_;
   std::string peer_address_;
   bool head_ = false;  // the request being answered is HEAD: its response goes without a body
-  // Method and path of the request being answered, kept only while debug lines are written.
+  // Method, path and client address of the request being answered, kept only while debug lines
+  // are written.
   std::string log_method_;
   std::string log_path_;
+  std::string log_remote_;
   // Set when the connection itself was over the per-address connect rate: its first request
   // gets a 429 and the connection is closed.
   std::optional<std::chrono::seconds> refused_connect_;
