@@ -36,6 +36,12 @@ TEST(Config, AuthIsRequiredByDefaultAndCanBeTurnedOff) {
   EXPECT_FALSE(parse({"--auth", "maybe"}).config);
 }
 
+TEST(Config, LogFormatIsTextByDefaultOrJson) {
+  EXPECT_EQ(parse({}).config->log_format, "text");
+  EXPECT_EQ(parse({"--log-format", "json"}).config->log_format, "json");
+  EXPECT_FALSE(parse({"--log-format", "xml"}).config);
+}
+
 TEST(Config, TokenIssueSubcommand) {
   auto issue = parse({"--jwt-secret-file", "/tmp/k", "token", "issue", "--restaurant", "r1",
                       "--device", "d1", "--role", "kds", "--ttl", "12h"});

@@ -63,6 +63,26 @@ void append_text_value(spdlog::memory_buf_t& dest, std::string_view value) {
   dest.push_back('"');
 }
 
+// A field's value: numbers and booleans as they are (the same in text and JSON), a string
+// through `put_string`.
+template <class PutString>
+void append_value(spdlog::memory_buf_t& dest, const Field& f, PutString&& put_string) {
+  switch (f.kind()) {
+    case Field::Kind::string:
+      put_string(f.string());
+      break;
+    case Field::Kind::signed_integer:
+      append_integer(dest, f.signed_integer());
+      break;
+    case Field::Kind::unsigned_integer:
+      append_integer(dest, f.unsigned_integer());
+      break;
+    case Field::Kind::boolean:
+      append(dest, f.boolean() ? "true" : "false");
+      break;
+  }
+}
+
 // " key=value" for each field of the line being written: the `%*` flag of the text pattern.
 class TextFieldsFlag final : public spdlog::custom_flag_formatter {
  public:
@@ -72,20 +92,7 @@ class TextFieldsFlag final : public spdlog::custom_flag_formatter {
       dest.push_back(' ');
       append(dest, f.key());
       dest.push_back('=');
-      switch (f.kind()) {
-        case Field::Kind::string:
-          append_text_value(dest, f.string());
-          break;
-        case Field::Kind::signed_integer:
-          append_integer(dest, f.signed_integer());
-          break;
-        case Field::Kind::unsigned_integer:
-          append_integer(dest, f.unsigned_integer());
-          break;
-        case Field::Kind::boolean:
-          append(dest, f.boolean() ? "true" : "false");
-          break;
-      }
+      append_value(dest, f, [&](std::string_view text) { append_text_value(dest, text); });
     }
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -111,20 +118,7 @@ class JsonFormatter final : public spdlog::formatter {
       dest.push_back(',');
       append_string(dest, f.key());
       dest.push_back(':');
-      switch (f.kind()) {
-        case Field::Kind::string:
-          append_string(dest, f.string());
-          break;
-        case Field::Kind::signed_integer:
-          append_integer(dest, f.signed_integer());
-          break;
-        case Field::Kind::unsigned_integer:
-          append_integer(dest, f.unsigned_integer());
-          break;
-        case Field::Kind::boolean:
-          append(dest, f.boolean() ? "true" : "false");
-          break;
-      }
+      append_value(dest, f, [&](std::string_view text) { append_string(dest, text); });
     }
     append(dest, "}\n");
   }
