@@ -442,11 +442,11 @@ class RestBadInputTest(ServerTestCase):
                 self.assertEqual(headers["content-type"], "application/json")
                 self.assertEqual((res["status"], res["code"]), ("error", "not_found"))
         for method, path, allow in (("GET", "/api/sync", "POST"), ("PUT", "/api/sync", "POST"),
-                                    ("POST", "/api/health", "GET"),
-                                    ("DELETE", "/api/health", "GET"),
-                                    ("POST", "/api/restaurants/R/data", "GET"),
-                                    ("POST", "/api/restaurants/R/status", "GET"),
-                                    ("PUT", "/api/restaurants/R/changes", "GET")):
+                                    ("POST", "/api/health", "GET, HEAD"),
+                                    ("DELETE", "/api/health", "GET, HEAD"),
+                                    ("POST", "/api/restaurants/R/data", "GET, HEAD"),
+                                    ("POST", "/api/restaurants/R/status", "GET, HEAD"),
+                                    ("PUT", "/api/restaurants/R/changes", "GET, HEAD")):
             with self.subTest(method=method, path=path):
                 status, headers, res = server.http(method, path, body=b"" if method != "GET"
                                                    else None)
