@@ -128,7 +128,7 @@ void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
   head_ = false;
   log_method_.clear();
   log_path_.clear();
-  log_remote_ = peer_address_;
+  log_remote_.clear();
   if (ec) {
     // A request we cannot parse gets one clear answer, then the connection is closed.
     Request req;
@@ -362,17 +362,18 @@ void HttpSession<Stream>::log_response(const Response& res) const {
       if (const auto* c = o->if_contains("code"); c && c->is_string()) code = c->get_string();
     }
   }
+  const std::string& remote = log_remote_.empty() ? peer_address_ : log_remote_;
   if (code.empty()) {
     slog::debug("http request", {{"method", log_method_},
                                  {"path", log_path_},
                                  {"status", res.result_int()},
-                                 {"remote", log_remote_}});
+                                 {"remote", remote}});
   } else {
     slog::debug("http request", {{"method", log_method_},
                                  {"path", log_path_},
                                  {"status", res.result_int()},
                                  {"code", code},
-                                 {"remote", log_remote_}});
+                                 {"remote", remote}});
   }
 }
 
