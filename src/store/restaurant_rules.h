@@ -55,11 +55,14 @@ class RestaurantRules {
   // The roles that may make a move whose answer is role_required, comma-separated.
   std::string roles_for(std::string_view from, std::string_view to) const;
 
+  bool operator==(const RestaurantRules&) const = default;
+
  private:
   RestaurantRules() = default;
   struct Target {
     std::string to;
     std::uint8_t roles = 0;  // bit per Role; 0: any role
+    bool operator==(const Target&) const = default;
   };
   std::map<std::string, std::vector<Target>, std::less<>> transitions_;
   std::set<std::string, std::less<>> closed_;
