@@ -71,6 +71,10 @@ struct CommitOptions {
   std::uint64_t retain_changes = 0;  // keep at least this many recent entries; 0 keeps everything
   // The order life cycle to enforce (store/apply.h); null: RestaurantRules::defaults().
   const RestaurantRules* rules = nullptr;
+  // The requests are log entries applied again, in seq order (verifying a store): applied as they
+  // were committed, so no restaurant rule refuses them and an adjustment takes the stock it
+  // logged and commits no alerts (they are entries of the log themselves).
+  bool replay = false;
 };
 
 class Store {
