@@ -9,6 +9,7 @@ does not block the changes after it.
 The same rules across two nodes on PostgreSQL: test_rules_multinode.py.
 """
 
+import asyncio
 import json
 import os
 import subprocess
@@ -277,6 +278,14 @@ class RulesOverRestTest(ServerTestCase):
         res = await post([data_change("orders", "o1", "updated", change_id="m1", note="ok")],
                          token=server.token("R", "pos-1", "manager"))
         self.assertEqual(res[0]["status"], "applied")
+        # `verify` replays this log (adjustments, alerts, a manager's change of a closed order, a
+        # print job) and finds the same records.
+        self.assertEqual(await server.aterminate(), 0)
+        proc = await asyncio.create_subprocess_exec(
+            SERVER_BIN, "verify", "--store", server.store, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        self.assertEqual(proc.returncode, 0, out.decode() + err.decode())
 
 
 class RulesFileTest(ServerTestCase):
