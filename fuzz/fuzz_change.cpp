@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,11 +43,13 @@ class Input {
   std::string_view rest_;
 };
 
-constexpr std::array<std::string_view, 12> kActions{
+constexpr std::array<std::string_view, 18> kActions{
     "created",       "updated",      "deleted",
     "removed",       "item_removed", "status_changed",
     "stock_changed", "role_changed", "availability_changed",
-    "occupied",      "configured",   "low_stock_alert"};
+    "occupied",      "configured",   "low_stock_alert",
+    "adjust",        "line_added",   "line_updated",
+    "line_removed",  "print_job",    "reprint"};
 
 // A value for an id-like field, chosen by `mode`: a raw string (any bytes, also invalid UTF-8 or
 // over the limits), an integer, or a value of a wrong type.
@@ -162,6 +165,49 @@ bool over_limits(const json::value& v, std::size_t depth, const ProtocolLimits& 
   return false;
 }
 
+// The data the restaurant rules' actions need (docs/protocol.md, "Validation of changes" and
+// section 6a), in the order the codec checks it: members beyond the action's own (and `id`), then
+// the action's fields. Nothing for any other action.
+std::optional<std::string_view> rule_data_error(DataType type, std::string_view action,
+                                                const json::object& d, std::size_t max_id) {
+  auto only = [&](std::initializer_list<std::string_view> own) {
+    return std::all_of(d.begin(), d.end(), [&](const json::key_value_pair& m) {
+      return m.key() == "id" || std::find(own.begin(), own.end(), m.key()) != own.end();
+    });
+  };
+  auto id_field = [&](const json::object& o,
+                      std::string_view key) -> std::optional<std::string_view> {
+    const auto* v = o.if_contains(key);
+    if (absent(v)) return errc::kMissingField;
+    if (!v->is_string() || !valid_id(v->get_string(), max_id)) return errc::kInvalidField;
+    return std::nullopt;
+  };
+  if (type == DataType::inventory && action == "adjust") {
+    if (!only({"delta", "reason"})) return errc::kInvalidField;
+    const auto* delta = d.if_contains("delta");
+    if (absent(delta)) return errc::kMissingField;
+    if (!delta->is_number()) return errc::kInvalidField;
+    const auto* reason = d.if_contains("reason");
+    if (!absent(reason) && !reason->is_string()) return errc::kInvalidField;
+    return std::nullopt;
+  }
+  if (type == DataType::orders && (action == "line_added" || action == "line_updated")) {
+    if (!only({"line"})) return errc::kInvalidField;
+    const auto* line = d.if_contains("line");
+    if (absent(line)) return errc::kMissingField;
+    if (!line->is_object()) return errc::kInvalidField;
+    return id_field(line->get_object(), "line_id");
+  }
+  if (type == DataType::orders && action == "line_removed") {
+    if (!only({"line_id"})) return errc::kInvalidField;
+    return id_field(d, "line_id");
+  }
+  if (type == DataType::printers && (action == "print_job" || action == "reprint")) {
+    return id_field(d, "ticket_id");
+  }
+  return std::nullopt;
+}
+
 Expected model(const json::object& msg, const ProtocolLimits& limits) {
   Expected e;
   std::string_view type = "data_change";
@@ -222,6 +268,9 @@ Expected model(const json::object& msg, const ProtocolLimits& limits) {
     return {errc::kInvalidField};
   }
   if (!accepts_action(data_type, action->get_string())) return {errc::kUnknownAction};
+  if (auto code = rule_data_error(data_type, action->get_string(), d, limits.max_id_bytes)) {
+    return {std::string(*code)};
+  }
   if (const auto* c = msg.if_contains("change_id"); !absent(c)) {
     if (!c->is_string() || !valid_id(c->get_string(), limits.max_change_id_bytes())) {
       return {errc::kInvalidField};

@@ -136,6 +136,10 @@ ParsedConfig parse_config(int argc, char** argv) {
                  "JSON table of what each role may change (default: built in, as "
                  "docs/permissions.default.json)")
       ->envname("POSSYNC_PERMISSIONS_FILE");
+  app.add_option("--rules-file", c.rules_file,
+                 "JSON order life cycle (transitions, closing statuses) the restaurant rules "
+                 "enforce (default: built in, as docs/rules.default.json)")
+      ->envname("POSSYNC_RULES_FILE");
 
   auto rate = [&](const char* name, double& field, const char* env, const char* help) {
     app.add_option(name, field, help)->envname(env)->check(CLI::Range(0.0, 1e9));

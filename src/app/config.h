@@ -38,6 +38,7 @@ struct Config : TransportOptions {
   // set, holds the keys themselves instead.
   std::string jwt_secret_file = "./data/jwt.keys";
   std::string permissions_file;  // empty: the built-in default table
+  std::string rules_file;        // empty: the built-in order life cycle
 
   std::string tls_cert;  // PEM certificate chain; with tls_key: HTTPS and WSS only
   std::string tls_key;   // PEM private key

@@ -15,6 +15,7 @@
 #include "app/service_notify.h"
 #include "app/token_command.h"
 #include "store/open_store.h"
+#include "store/restaurant_rules.h"
 #include "sync/broker.h"
 #include "sync/commit_pipeline.h"
 #include "sync/hub.h"
@@ -26,6 +27,19 @@
 namespace net = boost::asio;
 
 namespace possync {
+namespace {
+
+// A configuration file (--permissions-file, --rules-file) read and parsed by T::parse.
+template <class T>
+Result<T> parse_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return Error{errc::kInvalidField, "cannot read the file"};
+  return T::parse(text.str());
+}
+
+}  // namespace
 
 int run_server(const Config& config, const std::function<void(unsigned short)>& on_listening) {
   const std::size_t threads =
@@ -53,11 +67,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   }
   auto permissions = PermissionTable::defaults();
   if (!config.permissions_file.empty()) {
-    std::ifstream in(config.permissions_file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto parsed = in ? PermissionTable::parse(text.str())
-                     : Result<PermissionTable>(Error{errc::kInvalidField, "cannot read the file"});
+    auto parsed = parse_file<PermissionTable>(config.permissions_file);
     if (!parsed) {
       slog::critical("cannot use --permissions-file",
                      {{"path", config.permissions_file}, {"error", parsed.error().message}});
@@ -66,6 +76,15 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     permissions = std::move(*parsed);
   }
   const Authenticator auth(config.auth, std::move(keys), std::move(permissions));
+  std::optional<RestaurantRules> rules;
+  if (!config.rules_file.empty()) {
+    auto parsed = parse_file<RestaurantRules>(config.rules_file);
+    if (!parsed) {
+      spdlog::critical("--rules-file {}: {}", config.rules_file, parsed.error().message);
+      return 2;
+    }
+    rules = std::move(*parsed);
+  }
 
   std::shared_ptr<TlsContext> tls;
   if (config.tls_cert.empty() != config.tls_key.empty()) {
@@ -107,6 +126,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
       db,
       {.max_batch = config.commit_batch,
        .retain_changes = config.retain_changes,
+       .rules = rules ? &*rules : nullptr,
        .metrics = &metrics,
        .backpressure = &backpressure,
        .loops = &loops,

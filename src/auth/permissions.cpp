@@ -21,7 +21,8 @@ constexpr std::string_view kDefaultTable = R"({
   },
   "kds": {
     "orders": {"actions": ["updated", "status_changed"],
-               "fields": ["status", "id", "updated_at", "version"]}
+               "fields": ["status", "id", "updated_at", "version"]},
+    "printers": {"actions": ["reprint"]}
   },
   "manager": {
     "orders": {}, "menu_items": {}, "inventory": {}, "tables": {}, "users": {}, "printers": {}
@@ -30,8 +31,6 @@ constexpr std::string_view kDefaultTable = R"({
     "orders": {}, "menu_items": {}, "inventory": {}, "tables": {}, "users": {}, "printers": {}
   }
 })";
-
-constexpr std::array<std::string_view, kRoles.size()> kRoleNames{"pos", "kds", "manager", "admin"};
 
 Error invalid(std::string message) {
   return {errc::kInvalidField, "permissions: " + std::move(message)};
@@ -114,18 +113,6 @@ Decision forbid(std::string reason) {
 }
 
 }  // namespace
-
-std::string_view role_name(Role role) {
-  return kRoleNames[static_cast<std::size_t>(role)];
-}
-
-Result<Role> parse_role(std::string_view name) {
-  for (const Role role : kRoles) {
-    if (role_name(role) == name) return role;
-  }
-  return Error{errc::kInvalidField, fmt::format("unknown role '{}': expected one of {}", name,
-                                                fmt::join(kRoleNames, ", "))};
-}
 
 PermissionTable PermissionTable::defaults() {
   return parse(kDefaultTable).value();

@@ -15,10 +15,13 @@
 //
 // Default table (defaults(), and docs/permissions.default.json with the same meaning):
 // - admin, manager: everything, on all six data types;
-// - pos: orders, inventory, tables, printers: everything; menu_items: everything except a change
-//   whose data carries `price` (so also no creating priced items); users: nothing;
-// - kds: orders only, actions `updated` and `status_changed`, with data fields `status` and the
-//   bookkeeping fields `id`, `updated_at`, `version` (which the server overwrites anyway).
+// - pos: orders, inventory, tables, printers: everything (so also order lines, stock `adjust`,
+//   `print_job` and `reprint`); menu_items: everything except a change whose data carries `price`
+//   (so also no creating priced items); users: nothing;
+// - kds: orders, actions `updated` and `status_changed`, with data fields `status` and the
+//   bookkeeping fields `id`, `updated_at`, `version` (which the server overwrites anyway);
+//   printers: `reprint` only (a kitchen asks for a ticket again; it neither prints new tickets
+//   nor adjusts stock).
 //
 // File format (--permissions-file), a JSON object with every role as a member; a file replaces the
 // defaults as a whole:
@@ -50,17 +53,9 @@
 
 #include "common/error.h"
 #include "model/change.h"
+#include "model/role.h"
 
 namespace possync {
-
-enum class Role : std::uint8_t { pos, kds, manager, admin };
-
-inline constexpr std::array<Role, 4> kRoles{Role::pos, Role::kds, Role::manager, Role::admin};
-
-// "pos", "kds", "manager", "admin".
-std::string_view role_name(Role role);
-// The role with that exact (lower-case) name; `invalid_field` otherwise.
-Result<Role> parse_role(std::string_view name);
 
 // What one role may do to one data type (see the top of this file).
 struct PermissionRule {

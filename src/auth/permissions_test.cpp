@@ -179,8 +179,37 @@ TEST(DefaultPermissions, KdsMayOnlyChangeOrderStatus) {
     for (const auto& action : actions_of(d.type)) {
       const Decision decision = defaults().check(Role::kds, change(d.type, action, "{}"));
       EXPECT_FALSE(decision) << d.name << " " << action;
-      EXPECT_EQ(decision.reason, "role 'kds' may not change " + std::string(d.name));
+      if (d.type == DataType::printers) {
+        EXPECT_EQ(decision.reason,
+                  "role 'kds' may not do '" + action + "' on printers (allowed actions: reprint)");
+      } else {
+        EXPECT_EQ(decision.reason, "role 'kds' may not change " + std::string(d.name));
+      }
     }
+  }
+}
+
+// Restaurant rules' actions (docs/protocol.md, "Restaurant rules"): who may adjust stock, print a
+// ticket, reprint one, edit order lines.
+TEST(DefaultPermissions, RuleActions) {
+  struct Case {
+    DataType type;
+    const char* action;
+    const char* data;
+  };
+  const Case adjust{DataType::inventory, "adjust", R"({"delta":-1,"reason":"sale"})"};
+  const Case print{DataType::printers, "print_job", R"({"ticket_id":"t-1"})"};
+  const Case reprint{DataType::printers, "reprint", R"({"ticket_id":"t-1"})"};
+  const Case line{DataType::orders, "line_added", R"({"line":{"line_id":"l-1"}})"};
+  for (const Role role : {Role::pos, Role::manager, Role::admin}) {
+    for (const Case& c : {adjust, print, reprint, line}) {
+      EXPECT_TRUE(defaults().check(role, change(c.type, c.action, c.data)))
+          << role_name(role) << " " << c.action;
+    }
+  }
+  EXPECT_TRUE(defaults().check(Role::kds, change(reprint.type, reprint.action, reprint.data)));
+  for (const Case& c : {adjust, print, line}) {
+    EXPECT_FALSE(defaults().check(Role::kds, change(c.type, c.action, c.data))) << c.action;
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <boost/system/result.hpp>
 #include <string>
+#include <string_view>
 
 namespace possync {
 
@@ -44,6 +45,19 @@ inline constexpr const char* kTooManyFields = "too_many_fields";
 inline constexpr const char* kStringTooLong = "string_too_long";
 // A number in a change's `data` is not finite (a literal beyond the double range, like 1e999).
 inline constexpr const char* kInvalidNumber = "invalid_number";
+// Restaurant rules (docs/protocol.md, "Restaurant rules"): the order's status may not move from
+// its current status to the one asked for.
+inline constexpr const char* kInvalidTransition = "invalid_transition";
+// The order is closed (completed, cancelled, refunded, ...): only managers and admins change it.
+inline constexpr const char* kOrderClosed = "order_closed";
+// Another open order holds the table.
+inline constexpr const char* kTableOccupied = "table_occupied";
+// `line_updated` names a line the order does not have.
+inline constexpr const char* kLineNotFound = "line_not_found";
+
+// Whether a rejection with this code carries the record as it is now (`current`): a conflict or
+// a restaurant rule's rejection.
+bool carries_current(std::string_view code);
 }  // namespace errc
 
 // A value or an Error. `value()` on an error throws std::runtime_error (a programming mistake).

@@ -9,16 +9,18 @@ namespace possync {
 namespace {
 
 // The error codes counted by name; anything else is "other" (the last slot).
-constexpr std::array<std::string_view, 27> kErrorCodes{
-    errc::kInvalidJson,   errc::kInvalidMessage,   errc::kUnknownType,
-    errc::kMissingField,  errc::kInvalidField,     errc::kUnknownDataType,
-    errc::kConflict,      errc::kStoreUnavailable, errc::kShuttingDown,
-    errc::kNotFound,      errc::kMethodNotAllowed, errc::kPayloadTooLarge,
-    errc::kBadRequest,    errc::kResetRequired,    "message_too_big",
-    errc::kUnauthorized,  "token_invalid",         "token_expired",
-    errc::kForbidden,     errc::kRateLimited,      errc::kTooManyConnections,
-    errc::kOverloaded,    errc::kUnknownAction,    errc::kDataTooDeep,
-    errc::kTooManyFields, errc::kStringTooLong,    errc::kInvalidNumber};
+constexpr std::array<std::string_view, 31> kErrorCodes{
+    errc::kInvalidJson,       errc::kInvalidMessage,   errc::kUnknownType,
+    errc::kMissingField,      errc::kInvalidField,     errc::kUnknownDataType,
+    errc::kConflict,          errc::kStoreUnavailable, errc::kShuttingDown,
+    errc::kNotFound,          errc::kMethodNotAllowed, errc::kPayloadTooLarge,
+    errc::kBadRequest,        errc::kResetRequired,    "message_too_big",
+    errc::kUnauthorized,      "token_invalid",         "token_expired",
+    errc::kForbidden,         errc::kRateLimited,      errc::kTooManyConnections,
+    errc::kOverloaded,        errc::kUnknownAction,    errc::kDataTooDeep,
+    errc::kTooManyFields,     errc::kStringTooLong,    errc::kInvalidNumber,
+    errc::kInvalidTransition, errc::kOrderClosed,      errc::kTableOccupied,
+    errc::kLineNotFound};
 static_assert(kErrorCodes.size() < kErrorSlots, "one slot is for \"other\"");
 
 constexpr std::array<double, 12> kBatchBounds{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};

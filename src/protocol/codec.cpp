@@ -295,6 +295,8 @@ Result<ChangeMsg> decode_change_from(const json::object& msg, json::object* owne
                              info(c.data_type).name, accepted_actions(c.data_type))};
   }
 
+  if (auto e = check_rule_data(c, limits.max_id_bytes)) return *e;
+
   auto change_id = optional_string(msg, "change_id");
   if (!change_id) return change_id.error();
   if (*change_id) {
@@ -418,7 +420,7 @@ json::object outcome_to_json(const Outcome& outcome) {
   o["status"] = to_string(outcome.status);
   if (outcome.status == OutcomeStatus::rejected) {
     o["error"] = {{"code", outcome.error.code}, {"message", outcome.error.message}};
-    if (outcome.error.code == errc::kConflict) o["current"] = outcome.current;
+    if (errc::carries_current(outcome.error.code)) o["current"] = outcome.current;
   }
   return o;
 }
@@ -439,7 +441,9 @@ std::string render_ack(const Outcome& outcome) {
   if (rejected) {
     w.raw(R"(,"error":{"code":)").string(outcome.error.code);
     w.raw(R"(,"message":)").string(outcome.error.message).raw("}");
-    if (outcome.error.code == errc::kConflict) w.raw(R"(,"current":)").value(outcome.current);
+    if (errc::carries_current(outcome.error.code)) {
+      w.raw(R"(,"current":)").value(outcome.current);
+    }
   }
   w.raw("}");
   return out;

@@ -828,7 +828,83 @@ TEST(ValidateAction, AcceptsActionMatchesTheTable) {
     EXPECT_FALSE(accepts_action(d.type, "other"));
   }
   EXPECT_EQ(accepted_actions(DataType::orders),
-            "upsert, created, updated, deleted, status_changed, completed");
+            "upsert, created, updated, deleted, status_changed, completed, line_added, "
+            "line_updated, line_removed");
+}
+
+// The restaurant rules' actions (docs/protocol.md, "Restaurant rules") and the data they need.
+TEST(ValidateRuleData, WellFormedRuleActionsDecode) {
+  for (const char* text : {
+           R"({"type":"inventory_update","item_id":"i1","action":"adjust",
+               "data":{"delta":-2,"reason":"sale"}})",
+           R"({"type":"data_change","data_type":"inventory","action":"adjust",
+               "data":{"id":"i1","delta":0.25}})",
+           R"({"type":"order_update","order_id":"o1","action":"line_added",
+               "data":{"line":{"line_id":"l1","item":"soup","qty":2}}})",
+           R"({"type":"order_update","order_id":"o1","action":"line_updated",
+               "data":{"line":{"line_id":"l1","qty":3}}})",
+           R"({"type":"data_change","data_type":"orders","action":"line_removed",
+               "data":{"id":"o1","line_id":"l1"}})",
+           R"({"type":"printer_update","printer_id":"p1","action":"print_job",
+               "data":{"ticket_id":"T-1","lines":["2x soup"]}})",
+           R"({"type":"printer_update","printer_id":"p1","action":"reprint",
+               "data":{"ticket_id":"T-1"}})",
+       }) {
+    SCOPED_TRACE(text);
+    decode_ok_change(text);
+  }
+}
+
+TEST(ValidateRuleData, MalformedRuleDataIsRejectedNamingTheField) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"type":"inventory_update","item_id":"i1","action":"adjust","data":{}})",
+       "missing_field data.delta"},
+      {R"({"type":"inventory_update","item_id":"i1","action":"adjust","data":{"delta":"2"}})",
+       "invalid_field data.delta"},
+      {R"({"type":"inventory_update","item_id":"i1","action":"adjust",
+           "data":{"delta":1,"reason":5}})",
+       "invalid_field data.reason"},
+      {R"({"type":"inventory_update","item_id":"i1","action":"adjust",
+           "data":{"delta":1,"current_stock":5}})",
+       "invalid_field data.current_stock"},
+      {R"({"type":"order_update","order_id":"o1","action":"line_added","data":{}})",
+       "missing_field data.line"},
+      {R"({"type":"order_update","order_id":"o1","action":"line_added","data":{"line":[]}})",
+       "invalid_field data.line"},
+      {R"({"type":"order_update","order_id":"o1","action":"line_updated",
+           "data":{"line":{"qty":1}}})",
+       "missing_field data.line.line_id"},
+      {R"({"type":"order_update","order_id":"o1","action":"line_added",
+           "data":{"line":{"line_id":""}}})",
+       "invalid_field data.line.line_id"},
+      {R"({"type":"order_update","order_id":"o1","action":"line_added",
+           "data":{"line":{"line_id":"l1"},"status":"ready"}})",
+       "invalid_field data.status"},
+      {R"({"type":"order_update","order_id":"o1","action":"line_removed",
+           "data":{"line_id":7}})",
+       "invalid_field data.line_id"},
+      {R"({"type":"printer_update","printer_id":"p1","action":"print_job","data":{}})",
+       "missing_field data.ticket_id"},
+      {R"({"type":"printer_update","printer_id":"p1","action":"reprint",
+           "data":{"ticket_id":"a\u0001b"}})",
+       "invalid_field data.ticket_id"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const Error e = decode_error(text);
+    const std::string field = expected.substr(expected.find(' ') + 1);
+    EXPECT_EQ(e.code, expected.substr(0, expected.find(' '))) << text << ": " << e.message;
+    EXPECT_NE(e.message.find("'" + field + "'"), std::string::npos) << text << ": " << e.message;
+  }
+  // An id longer than the limit.
+  const Error e = decode_error(R"({"type":"printer_update","printer_id":"p1","action":"print_job",
+                                   "data":{"ticket_id":")" +
+                               std::string(kLimits.max_id_bytes + 1, 't') + R"("}})");
+  EXPECT_EQ(e.code, "invalid_field");
+  // The server's own alert is not a device's action.
+  EXPECT_EQ(decode_error(R"({"type":"inventory_update","item_id":"i1","action":"negative_stock",
+                             "data":{}})")
+                .code,
+            "unknown_action");
 }
 
 TEST(ValidateData, DepthSixteenIsAcceptedSeventeenIsNot) {
@@ -1074,6 +1150,19 @@ TEST(Render, AckConflictOnAbsentRecordHasNullCurrent) {
   const json::object o = parsed(render_ack(out));
   ASSERT_TRUE(o.contains("current"));
   EXPECT_TRUE(o.at("current").is_null());
+}
+
+TEST(Render, AckOfARuleRejectionCarriesCurrent) {
+  for (const char* code :
+       {"invalid_transition", "order_closed", "table_occupied", "line_not_found"}) {
+    Outcome out = outcome(OutcomeStatus::rejected, "c1", 0);
+    out.error = {code, "m"};
+    out.current = json::parse(R"({"id":"o1","version":4,"status":"completed"})");
+    const json::object o = parsed(render_ack(out));
+    EXPECT_EQ(o.at("error").at("code"), json::value(code));
+    EXPECT_EQ(o.at("current"), out.current) << code;
+    EXPECT_EQ(outcome_to_json(out).at("current"), out.current) << code;
+  }
 }
 
 TEST(Render, AckOtherRejectionHasNoCurrent) {

@@ -1,10 +1,29 @@
 // The rules for applying change requests, written once for every Store backend:
 // dedupe by change id, twin aliasing, optimistic concurrency (base_version), JSON Merge Patch or
-// deletion, seq assignment, log append and retention.
+// deletion, seq assignment, log append and retention; and the restaurant rules (docs/protocol.md,
+// "Restaurant rules"):
+// - the order life cycle (every change to an order): a status move the RestaurantRules
+//   (CommitOptions::rules) do not allow is rejected `invalid_transition`; any other change to a
+//   closed order `order_closed`, unless the request's role is manager or admin;
+// - order lines (`line_added`, `line_updated`, `line_removed`): one line of the order's `items`,
+//   by `line_id`, merge-patched, appended or removed; `line_updated` of a line the order does not
+//   have is rejected `line_not_found`;
+// - one party per table: a `tables` change naming an `order_id` while another open order holds
+//   the table (its `order_id`, status not `available`) is rejected `table_occupied`;
+// - stock as deltas (`adjust`): `current_stock` += `delta`; crossing `min_stock` downwards or
+//   zero downwards commits a `low_stock_alert` / `negative_stock` change of the server right after
+//   it (Outcome::follow_ups);
+// - a kitchen ticket prints once: a `print_job` whose ticket was printed before answers
+//   `duplicate` with the original seq; `reprint` is always committed; both are counted in the
+//   printer's record.
+// A rejection carries the record as it is now (Outcome::current), applies nothing and never stops
+// the requests after it. Every lookup a rule makes runs inside the transaction, after the
+// backend has locked the restaurant (PostgreSQL: its head row), so it holds across nodes.
 #pragma once
 
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,5 +57,12 @@ class StoreTxn {
 
 std::vector<Outcome> apply_batch(StoreTxn& txn, std::span<const ChangeRequest> batch,
                                  const CommitOptions& options);
+
+// For backends that read ahead what apply_batch() will look up: the change id, besides the
+// request's own and its twin_of, that it looks up with find_change (a print job's ticket), if any.
+std::optional<std::string> rule_lookup_key(const ChangeRequest& request);
+// The change id under which a printed ticket is recorded (an alias of its print job's seq, pruned
+// with it); no device can send it.
+std::string ticket_key(std::string_view ticket_id);
 
 }  // namespace possync

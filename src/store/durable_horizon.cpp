@@ -12,9 +12,9 @@ void DurableHorizon::committing(std::uint64_t commit, std::span<const Outcome> o
     Pending& p = it->second;
     if (added) p.durable_seq = o.seq - 1;
     if (p.commits.empty() || p.commits.back().commit != commit) {
-      p.commits.push_back({commit, o.seq});
+      p.commits.push_back({commit, last_seq(o)});
     } else {
-      p.commits.back().last_seq = o.seq;
+      p.commits.back().last_seq = last_seq(o);
     }
   }
 }

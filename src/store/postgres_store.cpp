@@ -128,7 +128,11 @@ void migrate(PgConnection& conn) {
 // 2. apply_batch() runs against what was read; the writes it makes are kept and then sent as one
 //    statement per table (records, log, change ids, heads, notices), followed by COMMIT.
 // Statements in a pipeline run in order, so the reads of step 1 see every commit made before the
-// locks were granted, as before.
+// locks were granted, as before. The restaurant rules rely on this: a print job's ticket (read in
+// step 1 with the change ids) and the order holding a table (read when needed, later in the same
+// transaction) are read under the head locks in READ COMMITTED, so every statement sees what the
+// previous holder of the lock committed, from any node; two nodes committing for one restaurant
+// take turns on its head row.
 class Writer final : public StoreTxn {
  public:
   explicit Writer(const std::string& url)
@@ -176,7 +180,8 @@ class Writer final : public StoreTxn {
                  "FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(id, head_seq, "
                  "pruned_seq) WHERE h.id = k.id"},
                 {"notify", "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"},
-                // For a lookup outside what step 1 read (apply_batch makes none today).
+                // For a lookup outside what step 1 read: a stock alert's change id, the order
+                // that holds a table (rare; after the locks, so they see the latest commits).
                 {"find_change",
                  "SELECT seq FROM change_ids WHERE restaurant = $1 AND change_id = $2"},
                 {"load_record",
@@ -313,6 +318,11 @@ class Writer final : public StoreTxn {
         ids_restaurant.add(c.restaurant_id);
         ids_change_id.add(*id);
         change_ids_.emplace(std::make_pair(c.restaurant_id, *id), std::nullopt);
+      }
+      if (auto key = rule_lookup_key(req)) {  // a print job's ticket
+        ids_restaurant.add(c.restaurant_id);
+        ids_change_id.add(*key);
+        change_ids_.emplace(std::make_pair(c.restaurant_id, std::move(*key)), std::nullopt);
       }
       rec_restaurant.add(c.restaurant_id);
       rec_type.add(info(c.data_type).name);

@@ -288,6 +288,102 @@ TEST_F(PostgresStoreTest, ConcurrentNodesKeepSeqsGaplessAndChangeIdsUnique) {
   EXPECT_EQ(nodes[2]->head("B")->seq, static_cast<std::uint64_t>(kNodes * kBatches));
 }
 
+// The restaurant rules across nodes: every node's adjustments count, each ticket prints once, a
+// table gets one party, and there is one alert per crossing, as the log (in seq order) shows.
+TEST_F(PostgresStoreTest, ConcurrentNodesHoldTheRestaurantRules) {
+  constexpr int kNodes = 3;
+  constexpr int kBatches = 30;
+  std::vector<std::unique_ptr<Store>> nodes;
+  for (int i = 0; i < kNodes; ++i) {
+    nodes.push_back(open_at(url()));
+    ASSERT_NE(nodes.back(), nullptr);
+  }
+  auto make = [](DataType type, std::string action, std::string change_id, std::string record,
+                 json::object data) {
+    ChangeSpec s;
+    s.restaurant = "A";
+    s.type = type;
+    s.action = std::move(action);
+    s.change_id = std::move(change_id);
+    s.record_id = std::move(record);
+    s.data = json::serialize(data);
+    return request(s);
+  };
+  commit(*nodes[0], {make(DataType::inventory, "item_added", "init", "i1",
+                          {{"current_stock", 20}, {"min_stock", 10}}),
+                     make(DataType::orders, "created", "o-a", "oa", {{"status", "pending"}}),
+                     make(DataType::orders, "created", "o-b", "ob", {{"status", "pending"}}),
+                     make(DataType::orders, "created", "o-c", "oc", {{"status", "pending"}})});
+  std::atomic<std::int64_t> sum{20};
+  std::vector<std::vector<Outcome>> outcomes(kNodes);
+  std::vector<std::thread> threads;
+  for (int n = 0; n < kNodes; ++n) {
+    threads.emplace_back([&, n] {
+      for (int b = 0; b < kBatches; ++b) {
+        // Deltas that cross the minimum and zero often: -3 .. +2 around 20.
+        const std::int64_t delta = ((n * 7 + b * 5) % 6) - 3;
+        std::vector<ChangeRequest> batch;
+        batch.push_back(make(DataType::inventory, "adjust", fmt::format("n{}-a{}", n, b), "i1",
+                             {{"delta", delta}}));
+        batch.push_back(make(DataType::printers, "print_job", fmt::format("n{}-p{}", n, b), "p1",
+                             {{"ticket_id", fmt::format("T{}", b)}}));
+        const std::string party = std::string("o") + "abc"[n];
+        batch.push_back(make(DataType::tables, "occupied", fmt::format("n{}-t{}", n, b), "t1",
+                             {{"status", "occupied"}, {"order_id", party}}));
+        auto r = nodes[n]->commit(batch, {kNow, 0});
+        ASSERT_TRUE(r.has_value()) << r.error().message;
+        sum += delta;
+        outcomes[n].insert(outcomes[n].end(), r->begin(), r->end());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  auto page = nodes[1]->read_log("A", 0, 100000);
+  ASSERT_TRUE(page.has_value());
+  std::int64_t stock = 20;
+  int low = 0, negative = 0, expected_low = 0, expected_negative = 0, prints = 0;
+  std::set<std::string> tickets, seated;
+  for (std::size_t i = 0; i < page->entries.size(); ++i) {
+    const LogEntry& e = page->entries[i];
+    ASSERT_EQ(e.seq, i + 1);
+    if (e.change.action == "adjust") {
+      const std::int64_t before = stock;
+      stock += e.change.data.at("delta").to_number<std::int64_t>();
+      EXPECT_EQ(e.change.data.at("current_stock"), json::value(stock)) << e.seq;
+      if (before > 10 && stock <= 10) ++expected_low;
+      if (before >= 0 && stock < 0) ++expected_negative;
+    }
+    if (e.change.action == "low_stock_alert") ++low;
+    if (e.change.action == "negative_stock") ++negative;
+    if (e.change.action == "print_job") {
+      ++prints;
+      EXPECT_TRUE(tickets.insert(std::string(e.change.data.at("ticket_id").as_string())).second);
+    }
+    if (e.change.data_type == DataType::tables) {
+      seated.insert(std::string(e.change.data.at("order_id").as_string()));
+    }
+  }
+  EXPECT_EQ(stock, sum.load());
+  EXPECT_EQ(field_of(*nodes[2], "A", DataType::inventory, "i1", "current_stock"),
+            json::value(sum.load()));
+  EXPECT_EQ(low, expected_low);
+  EXPECT_EQ(negative, expected_negative);
+  EXPECT_GT(expected_low, 0);
+  EXPECT_EQ(prints, kBatches);
+  EXPECT_EQ(seated.size(), 1u);  // the first party seated keeps the table
+  int occupied = 0;
+  for (const auto& node : outcomes) {
+    for (const auto& o : node) {
+      if (o.error.code == "table_occupied") ++occupied;
+      if (o.status == OutcomeStatus::rejected) {
+        EXPECT_EQ(o.error.code, "table_occupied");
+      }
+    }
+  }
+  EXPECT_GT(occupied, 0);
+}
+
 TEST_F(PostgresStoreTest, CommitsAreAnnouncedOnTheChangeFeed) {
   auto writer = open_at(url());
   auto reader = open_at(url());

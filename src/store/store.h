@@ -9,6 +9,8 @@
 // - Reads never return what is not yet durable: a commit becomes visible to them once durable, at
 //   the latest when its when_durable callbacks run.
 // - Seqs are per restaurant, 1, 2, 3, ... without gaps, assigned in request order, never reused.
+//   An applied request may commit changes of the server right after its own (Outcome::follow_ups,
+//   e.g. a stock alert); they take the seqs that follow.
 // - Change ids are unique per restaurant for as long as their log entry is retained.
 // - Reads see only committed data and a consistent snapshot of one restaurant.
 //
@@ -62,9 +64,17 @@ struct Snapshot {
   std::array<std::vector<boost::json::object>, kDataTypes.size()> records;  // by DataType
 };
 
+class RestaurantRules;  // store/restaurant_rules.h
+
 struct CommitOptions {
   std::int64_t now_ms = 0;           // commit time stamped on entries and records
   std::uint64_t retain_changes = 0;  // keep at least this many recent entries; 0 keeps everything
+  // The order life cycle to enforce (store/apply.h); null: RestaurantRules::defaults().
+  const RestaurantRules* rules = nullptr;
+  // The requests are log entries applied again, in seq order (verifying a store): applied as they
+  // were committed, so no restaurant rule refuses them and an adjustment takes the stock it
+  // logged and commits no alerts (they are entries of the log themselves).
+  bool replay = false;
 };
 
 class Store {

@@ -56,7 +56,7 @@ void Broker::publish_local(std::span<const Outcome> outcomes) {
     std::lock_guard lock(publish_mutex_);
     for (const auto& [restaurant, list] : by_restaurant) {
       const auto published = hub_.publish_in_order(restaurant, list);
-      if (published && *published < list.back().entry->seq) {
+      if (published && *published < last_seq(list.back())) {
         std::lock_guard marks(mutex_);
         marked_.emplace(restaurant);
         gap = true;

@@ -131,7 +131,7 @@ void CommitPipeline::commit_batch(std::span<Pending> batch) {
   for (auto& p : batch) requests.push_back(std::move(p.request));
 
   const auto started = std::chrono::steady_clock::now();
-  auto result = store_.commit(requests, {now_ms(), options_.retain_changes});
+  auto result = store_.commit(requests, {now_ms(), options_.retain_changes, options_.rules});
   std::vector<Outcome> outcomes;
   if (result) {
     outcomes = std::move(*result);

@@ -44,6 +44,8 @@ class CommitPipeline {
   struct Options {
     std::size_t max_batch = 1024;
     std::uint64_t retain_changes = 0;
+    // The order life cycle the store enforces (CommitOptions::rules); null: the built-in one.
+    const RestaurantRules* rules = nullptr;
     Metrics* metrics = nullptr;  // optional
     // Optional: counts every queued change until its completion has run.
     Backpressure* backpressure = nullptr;

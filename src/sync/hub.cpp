@@ -81,8 +81,9 @@ void Room::retarget(std::size_t loop_count) {
 }
 
 void Hub::add_delivery(DeliveryBatch& batch, const Outcome& outcome) const {
-  const LogEntry& entry = *outcome.entry;
-  batch.push_back({entry.seq, outcome.received_at, entry.change.device_id, render_(entry)});
+  for_each_entry(outcome, [&](const LogEntry& entry) {
+    batch.push_back({entry.seq, outcome.received_at, entry.change.device_id, render_(entry)});
+  });
 }
 
 std::shared_ptr<Room> Hub::find_room(std::string_view restaurant) const {
@@ -152,13 +153,18 @@ std::optional<std::uint64_t> Hub::publish_in_order(std::string_view restaurant,
     published = std::max(room->published_seq_, lost_up_to);
   }
   auto batch = std::make_shared<DeliveryBatch>();
+  bool gap = false;
   for (const auto& outcome : outcomes) {
-    if (outcome.status != OutcomeStatus::applied || !outcome.entry) continue;
-    const std::uint64_t seq = outcome.entry->seq;
-    if (seq <= published) continue;
-    if (seq != published + 1) break;
-    add_delivery(*batch, outcome);
-    published = seq;
+    for_each_entry(outcome, [&](const LogEntry& entry) {
+      if (gap || entry.seq <= published) return;
+      if (entry.seq != published + 1) {
+        gap = true;
+        return;
+      }
+      batch->push_back({entry.seq, outcome.received_at, entry.change.device_id, render_(entry)});
+      published = entry.seq;
+    });
+    if (gap) break;
   }
   const auto targets = room->advance(published);
   if (!batch->empty()) {

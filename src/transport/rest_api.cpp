@@ -568,6 +568,7 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
       continue;
     }
     valid.emplace_back(i, ChangeRequest{std::move(change->change), {}});
+    valid.back().second.role = caller.role;
   }
   batch->remaining = valid.size() + 1;  // +1 until every request is queued
   auto settle = [batch](std::size_t index, const Outcome* outcome) {
@@ -577,6 +578,7 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
       if (outcome) {
         batch->outcomes[index] = *outcome;
         batch->outcomes[index].entry.reset();
+        batch->outcomes[index].follow_ups.clear();
       }
       last = --batch->remaining == 0;
     }

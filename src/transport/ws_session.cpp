@@ -443,6 +443,7 @@ void WsSession<Stream>::flush_deferred() {
 
 template <class Stream>
 void WsSession<Stream>::submit(ChangeRequest request) {
+  request.role = caller_.role;
   auto go = [this](OrderedIntake::Released&& r) { go_on(std::move(r)); };
   auto job = ordered_.push(std::move(request), go);
   if (!job) return;

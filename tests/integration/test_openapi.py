@@ -848,6 +848,26 @@ class OpenApiResponsesTest(ServerTestCase):
         self.assertEqual([(r["status"], r["error"]["code"]) for r in res.json["results"]],
                          [("rejected", "conflict"), ("rejected", "forbidden")])
         self.assertEqual(res.json["results"][0]["current"]["id"], "o-1")
+        # Restaurant rules: a rejection carrying `current`, a print job answered `duplicate`, and
+        # a stock alert the server commits (its log entry has an empty device_id).
+        rules = {"restaurant_id": rid, "device_id": "pos-3", "changes": [
+            data_change("orders", "o-1", "completed", change_id="s-6", status="completed"),
+            data_change("orders", "o-1", "updated", change_id="s-7", note="late"),
+            data_change("printers", "p-1", "print_job", change_id="s-8", ticket_id="T-1"),
+            data_change("printers", "p-1", "print_job", change_id="s-9", ticket_id="T-1"),
+            data_change("inventory", "i-1", "adjust", change_id="s-10", delta=-1),
+        ]}
+        res = self.call(server, "POST", "/api/sync", token=pos, body=rules, status=200)
+        self.assertEqual([(r["status"], r.get("error", {}).get("code"))
+                          for r in res.json["results"]],
+                         [("applied", None), ("rejected", "order_closed"), ("applied", None),
+                          ("duplicate", None), ("applied", None)])
+        self.assertEqual(res.json["results"][1]["current"]["status"], "completed")
+        self.assertEqual(res.json["results"][3]["seq"], res.json["results"][2]["seq"])
+        res = self.call(server, "GET", f"/api/restaurants/{rid}/changes", token=pos, status=200)
+        alert = res.json["changes"][-1]
+        self.assertEqual((alert["action"], alert["device_id"], alert["change_id"]),
+                         ("negative_stock", "", "s-10:negative_stock"))
         invalid_entries = {"restaurant_id": rid, "device_id": "pos-3", "changes": [
             {"data_type": "recipes", "action": "created", "data": {"id": "r-1"}},
             data_change("orders", "o-2", "exploded", change_id="s-5"),
