@@ -346,7 +346,8 @@ void RestApi::restaurant_status(const Request& req, const std::string& id, Respo
   for (const auto& d : ctx_.hub.devices(id)) {
     json::object o{{"device_id", d.device_id},
                    {"connected_at", iso8601_utc(d.connected_at_ms)},
-                   {"last_seen", iso8601_utc(d.last_seen_ms)}};
+                   {"last_seen", iso8601_utc(d.last_seen_ms)},
+                   {"legacy", d.legacy}};
     o["user_id"] = user_id_json(d.user_id);
     devices.push_back(std::move(o));
   }
