@@ -32,7 +32,7 @@ class Histogram {
 
 // Gauges read at scrape time from their owners.
 // Error codes counted by name, plus one slot for every other code.
-inline constexpr std::size_t kErrorSlots = 32;
+inline constexpr std::size_t kErrorSlots = 40;
 
 struct MetricsGauges {
   std::size_t connections = 0;
