@@ -125,9 +125,11 @@ ParsedConfig parse_config(int argc, char** argv) {
 
   std::string auth = "required";
   app.add_option("--auth", auth,
-                 "required: every device needs a token; off: legacy open access (warns)")
+                 "required: every device needs a token; mixed: tokens as with required, and "
+                 "devices without one only if enrolled as legacy devices; off: legacy open "
+                 "access (warns)")
       ->envname("POSSYNC_AUTH")
-      ->check(CLI::IsMember({"required", "off"}));
+      ->check(CLI::IsMember({"required", "mixed", "off"}));
   app.add_option("--jwt-secret-file", c.jwt_secret_file,
                  "Token signing keys, '<kid> <secret>' per line (created if missing)")
       ->envname("POSSYNC_JWT_SECRET_FILE");
@@ -228,7 +230,7 @@ ParsedConfig parse_config(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return {std::nullopt, std::nullopt, app.exit(e)};
   }
-  c.auth = auth == "off" ? AuthMode::off : AuthMode::required;
+  c.auth = auth == "off" ? AuthMode::off : auth == "mixed" ? AuthMode::mixed : AuthMode::required;
   if (issue->parsed()) return {c, token, 0};
   for (const auto& [command, kind] : store_commands) {
     if (!command->parsed()) continue;

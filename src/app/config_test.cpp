@@ -25,7 +25,7 @@ TEST(Config, DurationsAcceptDaysHoursMinutesSeconds) {
   }
 }
 
-TEST(Config, AuthIsRequiredByDefaultAndCanBeTurnedOff) {
+TEST(Config, AuthIsRequiredByDefaultAndCanBeMixedOrOff) {
   auto defaults = parse({});
   ASSERT_TRUE(defaults.config);
   EXPECT_EQ(defaults.config->auth, AuthMode::required);
@@ -33,6 +33,9 @@ TEST(Config, AuthIsRequiredByDefaultAndCanBeTurnedOff) {
   auto off = parse({"--auth", "off"});
   ASSERT_TRUE(off.config);
   EXPECT_EQ(off.config->auth, AuthMode::off);
+  auto mixed = parse({"--auth", "mixed"});
+  ASSERT_TRUE(mixed.config);
+  EXPECT_EQ(mixed.config->auth, AuthMode::mixed);
   EXPECT_FALSE(parse({"--auth", "maybe"}).config);
 }
 

@@ -21,6 +21,7 @@
 #include "sync/hub.h"
 #include "transport/commit_intake.h"
 #include "transport/io_loops.h"
+#include "transport/legacy_devices.h"
 #include "transport/listener.h"
 #include "transport/rest_api.h"
 
@@ -46,7 +47,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
       config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
 
   std::vector<JwtKey> keys;
-  if (config.auth == AuthMode::required) {
+  if (config.auth != AuthMode::off) {
     bool created = false;
     auto loaded = configured_keys(config, &created);
     if (!loaded) {
@@ -140,12 +141,28 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
           hub.publish(outcomes, &tasks);
         }
       });
+  // --auth mixed: the devices admitted without a token, read from the store (and, in a cluster,
+  // kept up to date from its feed).
+  std::unique_ptr<LegacyDevices> legacy;
+  if (config.auth == AuthMode::mixed) {
+    auto opened = LegacyDevices::open(db, hub, metrics);
+    if (!opened) {
+      spdlog::critical("cannot read the legacy devices: {}", opened.error().message);
+      return 1;
+    }
+    legacy = std::move(*opened);
+    spdlog::warn(
+        "--auth mixed: devices without a token are admitted if enrolled as legacy devices "
+        "({} enrolled; /api/admin/restaurants/:id/legacy-devices), from their networks",
+        legacy->size());
+  }
   CommitIntake intake(pipeline, loops, &backpressure);
   SecretHasher hasher(std::max<std::size_t>(1, threads / 2), HashParams{}, 64);
   Admission admission(config);
-  ServerContext ctx{config,   loops, intake, db,        hub,          pipeline,
-                    metrics,  auth,  hasher, admission, backpressure, {config.max_id_bytes, 64},
-                    tls.get()};
+  ServerContext ctx{config,    loops,       intake,       db,
+                    hub,       pipeline,    metrics,      auth,
+                    hasher,    admission,   backpressure, {config.max_id_bytes, 64},
+                    tls.get(), legacy.get()};
   RestApi api(ctx);
 
   boost::system::error_code ec;
@@ -227,6 +244,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
   // Every change received before the sockets closed is committed before we exit.
   pipeline.stop();
   if (broker) broker->stop();
+  if (legacy) legacy->stop();
   hub.clear();
   slog::info("shutdown complete");
   return 0;

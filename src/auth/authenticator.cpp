@@ -8,7 +8,11 @@ Authenticator::Authenticator(AuthMode mode, std::vector<JwtKey> keys, Permission
     : mode_(mode), verifier_(std::move(keys)), permissions_(std::move(permissions)) {}
 
 Result<Principal> Authenticator::authenticate(std::string_view token, std::int64_t now_s) const {
-  if (mode_ == AuthMode::off) return Principal{{}, {}, Role::admin, true, 0};
+  if (mode_ == AuthMode::off) {
+    Principal anyone;
+    anyone.anonymous = true;
+    return anyone;
+  }
   if (token.empty()) {
     return Error{errc::kUnauthorized,
                  "a device token is required (Authorization: Bearer, ?token= or "
@@ -24,8 +28,12 @@ Result<Principal> Authenticator::authenticate(std::string_view token, std::int64
   if (claims->restaurant_id == kAnyRestaurant && *role != Role::admin) {
     return Error{auth_errc::kTokenInvalid, "only admin tokens may name every restaurant ('*')"};
   }
-  return Principal{std::move(claims->restaurant_id), std::move(claims->device_id), *role, false,
-                   claims->expires_at};
+  Principal p;
+  p.restaurant_id = std::move(claims->restaurant_id);
+  p.device_id = std::move(claims->device_id);
+  p.role = *role;
+  p.expires_at = claims->expires_at;
+  return p;
 }
 
 std::optional<Error> Authenticator::authorize(const Principal& p, std::string_view restaurant,

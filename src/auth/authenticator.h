@@ -5,6 +5,9 @@
 // write. A token for another restaurant or device than the request names is refused; only an
 // `admin` token (restaurant "*") reaches across restaurants. With `--auth off` every caller is
 // anonymous and unrestricted: the legacy open behaviour, for fleets that cannot send tokens yet.
+// `--auth mixed` treats tokens exactly as `required`; a request without one is refused here too,
+// and the transport then admits it only as an enrolled legacy device (auth/legacy_enrolment.h,
+// transport/legacy_devices.h), with a Principal bound to that device like a token's.
 //
 // A token's role (auth/permissions.h) decides which changes its device may make: permit().
 //
@@ -25,7 +28,7 @@
 
 namespace possync {
 
-enum class AuthMode { required, off };
+enum class AuthMode { required, mixed, off };
 
 // The restaurant claim of an admin token that is not tied to one restaurant.
 inline constexpr std::string_view kAnyRestaurant = "*";
@@ -35,7 +38,11 @@ struct Principal {
   std::string device_id;
   Role role = Role::admin;
   bool anonymous = false;       // auth off: no token, no restriction
-  std::int64_t expires_at = 0;  // seconds since the epoch; 0: no token (auth off)
+  std::int64_t expires_at = 0;  // seconds since the epoch; 0: no token (auth off, legacy)
+  // --auth mixed: admitted without a token as an enrolled legacy device, from `address` (the
+  // client address it called from).
+  bool legacy = false;
+  std::string address;
 
   bool admin() const { return role == Role::admin; }
 };
@@ -55,6 +62,8 @@ class Authenticator {
   std::optional<Error> require_admin(const Principal& p) const;
   // Nothing if `p`'s role may make `change` (always, with auth off); otherwise `forbidden`.
   std::optional<Error> permit(const Principal& p, const Change& change) const;
+
+  AuthMode mode() const { return mode_; }
 
   // Whether an Error from this class means 401 (not authenticated) rather than 403.
   static bool is_unauthenticated(const Error& e);

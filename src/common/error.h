@@ -45,6 +45,11 @@ inline constexpr const char* kTooManyFields = "too_many_fields";
 inline constexpr const char* kStringTooLong = "string_too_long";
 // A number in a change's `data` is not finite (a literal beyond the double range, like 1e999).
 inline constexpr const char* kInvalidNumber = "invalid_number";
+// A network of a legacy-device enrolment is not an address or CIDR range (auth/networks.h).
+inline constexpr const char* kInvalidNetwork = "invalid_network";
+// A role that does not exist, or may not be given where it was (an admin legacy device).
+inline constexpr const char* kInvalidRole = "invalid_role";
+
 // Restaurant rules (docs/protocol.md, "Restaurant rules"): the order's status may not move from
 // its current status to the one asked for.
 inline constexpr const char* kInvalidTransition = "invalid_transition";

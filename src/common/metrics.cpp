@@ -9,7 +9,7 @@ namespace possync {
 namespace {
 
 // The error codes counted by name; anything else is "other" (the last slot).
-constexpr std::array<std::string_view, 31> kErrorCodes{
+constexpr std::array<std::string_view, 33> kErrorCodes{
     errc::kInvalidJson,       errc::kInvalidMessage,   errc::kUnknownType,
     errc::kMissingField,      errc::kInvalidField,     errc::kUnknownDataType,
     errc::kConflict,          errc::kStoreUnavailable, errc::kShuttingDown,
@@ -20,7 +20,7 @@ constexpr std::array<std::string_view, 31> kErrorCodes{
     errc::kOverloaded,        errc::kUnknownAction,    errc::kDataTooDeep,
     errc::kTooManyFields,     errc::kStringTooLong,    errc::kInvalidNumber,
     errc::kInvalidTransition, errc::kOrderClosed,      errc::kTableOccupied,
-    errc::kLineNotFound};
+    errc::kLineNotFound,      errc::kInvalidNetwork,   errc::kInvalidRole};
 static_assert(kErrorCodes.size() < kErrorSlots, "one slot is for \"other\"");
 
 constexpr std::array<double, 12> kBatchBounds{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
@@ -113,6 +113,19 @@ std::string Metrics::render(const MetricsGauges& gauges) const {
   counter(out, "possync_rate_limited_total",
           "Requests, messages and connections refused by a rate limit or connection cap.",
           rate_limited.load());
+  counter(out, "possync_legacy_admitted_total",
+          "Requests and connections without a token admitted as enrolled legacy devices "
+          "(--auth mixed).",
+          legacy_admitted.load());
+  auto legacy = std::back_inserter(out);
+  fmt::format_to(legacy,
+                 "# HELP possync_legacy_refused_total Requests and connections without a token "
+                 "refused in --auth mixed: the device is not enrolled as a legacy device, or it "
+                 "called from outside its enrolled networks.\n"
+                 "# TYPE possync_legacy_refused_total counter\n"
+                 "possync_legacy_refused_total{{reason=\"not_enrolled\"}} {}\n"
+                 "possync_legacy_refused_total{{reason=\"network\"}} {}\n",
+                 legacy_refused_not_enrolled.load(), legacy_refused_network.load());
   commit_batch_size.render(out, "possync_commit_batch_size", "Changes per store transaction.");
   commit_seconds.render(out, "possync_commit_duration_seconds",
                         "Time to commit one transaction, fsync included.");

@@ -32,7 +32,7 @@ class Histogram {
 
 // Gauges read at scrape time from their owners.
 // Error codes counted by name, plus one slot for every other code.
-inline constexpr std::size_t kErrorSlots = 32;
+inline constexpr std::size_t kErrorSlots = 40;
 
 struct MetricsGauges {
   std::size_t connections = 0;
@@ -58,6 +58,11 @@ class Metrics {
   std::atomic<std::uint64_t> slow_consumer_disconnects{0};
   // Requests, messages and connections refused by a rate limit or a connection cap.
   std::atomic<std::uint64_t> rate_limited{0};
+  // --auth mixed: tokenless requests and connections admitted as enrolled legacy devices, and
+  // refused because the device is not enrolled or called from outside its networks.
+  std::atomic<std::uint64_t> legacy_admitted{0};
+  std::atomic<std::uint64_t> legacy_refused_not_enrolled{0};
+  std::atomic<std::uint64_t> legacy_refused_network{0};
   Histogram commit_batch_size;
   Histogram commit_seconds;
   // From the moment a change was received to its write to each recipient's socket.

@@ -8,6 +8,8 @@
 //   it (re)connects reports `resync`: everything may have been missed, read the log.
 // - A notice with an empty restaurant means "any restaurant may have changed" (its id was too long
 //   for a notification).
+// - The feed of legacy-device changes (Store::open_legacy_device_feed) has the same contract; its
+//   notices name a restaurant whose enrolments changed, with seqs 0.
 //
 // Thread-safety: wait() is called by one thread at a time; interrupt() from any thread.
 #pragma once

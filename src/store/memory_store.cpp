@@ -1,6 +1,7 @@
 #include "store/memory_store.h"
 
 #include <map>
+#include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -127,9 +128,37 @@ class MemoryStore final : public Store {
   std::string describe() const override { return "memory"; }
   bool commits_in_memory() const override { return true; }
 
+  Result<bool> put_legacy_device(const LegacyDevice& device) override {
+    std::lock_guard lock(legacy_mutex_);
+    auto [it, added] =
+        legacy_.insert_or_assign(std::make_pair(device.restaurant_id, device.device_id), device);
+    return added;
+  }
+  Result<bool> remove_legacy_device(std::string_view restaurant, std::string_view device) override {
+    std::lock_guard lock(legacy_mutex_);
+    return legacy_.erase(std::make_pair(std::string(restaurant), std::string(device))) > 0;
+  }
+  Result<std::vector<LegacyDevice>> legacy_devices(std::string_view restaurant) override {
+    std::lock_guard lock(legacy_mutex_);
+    std::vector<LegacyDevice> out;
+    for (auto it = legacy_.lower_bound(std::make_pair(std::string(restaurant), std::string()));
+         it != legacy_.end() && it->first.first == restaurant; ++it) {
+      out.push_back(it->second);
+    }
+    return out;
+  }
+  Result<std::vector<LegacyDevice>> all_legacy_devices() override {
+    std::lock_guard lock(legacy_mutex_);
+    std::vector<LegacyDevice> out;
+    for (const auto& [key, device] : legacy_) out.push_back(device);
+    return out;
+  }
+
  private:
   std::shared_mutex mutex_;
   Restaurants data_;
+  std::mutex legacy_mutex_;                                             // guards legacy_
+  std::map<std::pair<std::string, std::string>, LegacyDevice> legacy_;  // (restaurant, device)
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
-// PostgresChangeFeed: LISTEN possync_commits on a dedicated connection (store/change_feed.h).
+// PostgresChangeFeed: LISTEN on a channel (possync_commits, possync_legacy_devices) on a dedicated
+// connection (store/change_feed.h).
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -28,8 +29,10 @@ std::optional<CommitNotice> parse_notice(std::string_view payload) {
 
 class PostgresChangeFeed final : public ChangeFeed {
  public:
-  explicit PostgresChangeFeed(std::string url)
-      : conn_(std::move(url)), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  PostgresChangeFeed(std::string url, const char* channel)
+      : conn_(std::move(url)),
+        channel_(channel),
+        wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
   ~PostgresChangeFeed() override {
     if (wake_fd_ >= 0) ::close(wake_fd_);
   }
@@ -39,7 +42,7 @@ class PostgresChangeFeed final : public ChangeFeed {
     if (!conn_.connected()) {
       try {
         conn_.ensure();
-        conn_.exec(fmt::format("LISTEN {}", kCommitChannel).c_str());
+        conn_.exec(fmt::format("LISTEN {}", channel_).c_str());
       } catch (const PgError& e) {
         conn_.disconnect();
         if (!down_) slog::warn("change feed failed; retrying", {{"error", e.what()}});
@@ -93,6 +96,7 @@ class PostgresChangeFeed final : public ChangeFeed {
   }
 
   PgConnection conn_;
+  const char* channel_;
   int wake_fd_;
   bool down_ = false;
   std::chrono::milliseconds backoff_{50};
@@ -100,8 +104,8 @@ class PostgresChangeFeed final : public ChangeFeed {
 
 }  // namespace
 
-std::unique_ptr<ChangeFeed> open_postgres_change_feed(const std::string& url) {
-  return std::make_unique<PostgresChangeFeed>(url);
+std::unique_ptr<ChangeFeed> open_postgres_change_feed(const std::string& url, const char* channel) {
+  return std::make_unique<PostgresChangeFeed>(url, channel);
 }
 
 }  // namespace possync

@@ -58,6 +58,16 @@ CREATE TABLE records(
   PRIMARY KEY(restaurant, data_type, record_id)
 );
 )sql"},
+    {2, R"sql(
+CREATE TABLE legacy_devices(
+  restaurant TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  networks TEXT NOT NULL,
+  role TEXT NOT NULL,
+  enrolled_at BIGINT NOT NULL,
+  PRIMARY KEY(restaurant, device_id)
+);
+)sql"},
 };
 
 // Serializes schema changes of every node using the same database ("possync" in ASCII).
@@ -467,7 +477,31 @@ std::vector<PgConnection::Statement> reader_statements() {
                    "LIMIT $3) l ON true WHERE h.id = $1",
                    kLogColumns)},
       {"records", "SELECT data_type, body FROM records WHERE restaurant = $1"},
+      // Legacy devices: written on these connections too (rarely, by the admin API), each
+      // write one transaction with its notice.
+      {"legacy_put",
+       "INSERT INTO legacy_devices(restaurant, device_id, networks, role, enrolled_at) "
+       "VALUES($1, $2, $3, $4, $5) ON CONFLICT (restaurant, device_id) DO UPDATE SET "
+       "networks = excluded.networks, role = excluded.role, enrolled_at = excluded.enrolled_at "
+       "RETURNING (xmax = 0)"},
+      {"legacy_remove",
+       "DELETE FROM legacy_devices WHERE restaurant = $1 AND device_id = $2 RETURNING 1"},
+      {"legacy_notify", "SELECT pg_notify($1, $2)"},
+      {"legacy_list", fmt::format("SELECT {} FROM legacy_devices WHERE restaurant = $1 "
+                                  "ORDER BY device_id COLLATE \"C\"",
+                                  kLegacyDeviceColumns)},
+      {"legacy_all", fmt::format("SELECT {} FROM legacy_devices "
+                                 "ORDER BY restaurant COLLATE \"C\", device_id COLLATE \"C\"",
+                                 kLegacyDeviceColumns)},
   };
+}
+
+// The notice of a change to `restaurant`'s legacy devices ("0:0:<restaurant>", or "0:0:" for any
+// restaurant when the id is too long for a notification).
+std::string legacy_notice(std::string_view restaurant) {
+  std::string payload = fmt::format("0:0:{}", restaurant);
+  if (payload.size() > kMaxNotifyPayload) payload = "0:0:";
+  return payload;
 }
 
 class PostgresStore final : public Store {
@@ -523,7 +557,32 @@ class PostgresStore final : public Store {
   }
 
   std::unique_ptr<ChangeFeed> open_change_feed() override {
-    return open_postgres_change_feed(url_);
+    return open_postgres_change_feed(url_, kCommitChannel);
+  }
+
+  Result<bool> put_legacy_device(const LegacyDevice& d) override {
+    return legacy_write(d.restaurant_id, [&](PgConnection& c) {
+      const auto r =
+          c.run("legacy_put", {d.restaurant_id, d.device_id, serialize_networks(d.networks), d.role,
+                               std::to_string(d.enrolled_at_ms)});
+      return r.rows() == 1 && r.text(0, 0) == "t";
+    });
+  }
+  Result<bool> remove_legacy_device(std::string_view restaurant, std::string_view device) override {
+    return legacy_write(restaurant, [&](PgConnection& c) {
+      return c.run("legacy_remove", {restaurant, device}).rows() > 0;
+    });
+  }
+  Result<std::vector<LegacyDevice>> legacy_devices(std::string_view restaurant) override {
+    return with_reader<std::vector<LegacyDevice>>(
+        false, [&](PgConnection& c) { return legacy_rows(c.run("legacy_list", {restaurant})); });
+  }
+  Result<std::vector<LegacyDevice>> all_legacy_devices() override {
+    return with_reader<std::vector<LegacyDevice>>(
+        false, [&](PgConnection& c) { return legacy_rows(c.run("legacy_all", {})); });
+  }
+  std::unique_ptr<ChangeFeed> open_legacy_device_feed() override {
+    return open_postgres_change_feed(url_, kLegacyDeviceChannel);
   }
 
   std::string describe() const override { return redact_pg_url(url_); }
@@ -558,6 +617,30 @@ class PostgresStore final : public Store {
     }
     if (!value) return Error{errc::kStoreUnavailable, fmt::format("read failed: {}", error)};
     return std::move(*value);
+  }
+
+  static std::vector<LegacyDevice> legacy_rows(const PgResult& rows) {
+    std::vector<LegacyDevice> out;
+    out.reserve(static_cast<std::size_t>(rows.rows()));
+    for (int i = 0; i < rows.rows(); ++i) out.push_back(legacy_device_from_row(rows.row(i)));
+    return out;
+  }
+
+  // Runs `fn` and the notice for `restaurant` in one transaction on a pooled connection.
+  template <class Fn>
+  Result<bool> legacy_write(std::string_view restaurant, Fn&& fn) {
+    return with_reader<bool>(false, [&](PgConnection& c) {
+      c.exec("BEGIN");
+      try {
+        const bool result = fn(c);
+        c.run("legacy_notify", {kLegacyDeviceChannel, legacy_notice(restaurant)});
+        c.exec("COMMIT");
+        return result;
+      } catch (...) {
+        rollback_quietly(c);
+        throw;
+      }
+    });
   }
 
   std::string url_;

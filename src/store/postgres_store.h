@@ -14,6 +14,8 @@
 //   transaction (a consistent snapshot of one restaurant).
 // - Connections that break (database restart, network) are reopened by the next call; a call that
 //   fails on a broken connection returns store_unavailable (retryable).
+// - Legacy devices (--auth mixed) are written on a pooled connection, each write one transaction
+//   that also sends pg_notify('possync_legacy_devices', "0:0:<restaurant>").
 // - The schema is created and migrated at open, in a transaction holding an advisory lock, so nodes
 //   starting together are safe; versions applied are listed in `schema_migrations`.
 #pragma once
@@ -30,13 +32,15 @@ struct PostgresOptions {
   std::size_t reader_connections = 4;
 };
 
-// The LISTEN/NOTIFY channel of commit notices.
+// The LISTEN/NOTIFY channels of commit notices and of legacy-device changes.
 inline constexpr const char* kCommitChannel = "possync_commits";
+inline constexpr const char* kLegacyDeviceChannel = "possync_legacy_devices";
 
 // Opens the store: connects, migrates the schema. Fails if the database cannot be reached.
 Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& options);
 
-// The feed of commit notices on its own connection (what Store::open_change_feed() returns).
-std::unique_ptr<ChangeFeed> open_postgres_change_feed(const std::string& url);
+// The feed of the notices of `channel` on its own connection (what Store::open_change_feed() and
+// open_legacy_device_feed() return): "<first>:<last>:<restaurant>" per notice.
+std::unique_ptr<ChangeFeed> open_postgres_change_feed(const std::string& url, const char* channel);
 
 }  // namespace possync

@@ -95,6 +95,18 @@ class StoreOnOwnDatabase final : public Store {
   }
   Result<Snapshot> snapshot(std::string_view r) override { return store_->snapshot(r); }
   Result<LogHead> head(std::string_view r) override { return store_->head(r); }
+  Result<bool> put_legacy_device(const LegacyDevice& d) override {
+    return store_->put_legacy_device(d);
+  }
+  Result<bool> remove_legacy_device(std::string_view r, std::string_view d) override {
+    return store_->remove_legacy_device(r, d);
+  }
+  Result<std::vector<LegacyDevice>> legacy_devices(std::string_view r) override {
+    return store_->legacy_devices(r);
+  }
+  Result<std::vector<LegacyDevice>> all_legacy_devices() override {
+    return store_->all_legacy_devices();
+  }
   std::string describe() const override { return store_->describe(); }
 
  private:
@@ -200,8 +212,9 @@ TEST_F(PostgresStoreTest, NodesStartingTogetherMigrateOnce) {
   PgConnection c(url());
   c.ensure();
   const auto rows = c.exec("SELECT version FROM schema_migrations ORDER BY version");
-  ASSERT_EQ(rows.rows(), 1);
+  ASSERT_EQ(rows.rows(), 2);  // each version once
   EXPECT_EQ(rows.int64(0, 0), 1);
+  EXPECT_EQ(rows.int64(1, 0), 2);
 }
 
 TEST_F(PostgresStoreTest, NewerSchemaIsRefused) {
@@ -414,6 +427,44 @@ TEST_F(PostgresStoreTest, CommitsAreAnnouncedOnTheChangeFeed) {
   using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
   EXPECT_EQ(by_restaurant["R1"], (Ranges{{1, 2}, {3, 3}}));
   EXPECT_EQ(by_restaurant["R2"], (Ranges{{1, 1}}));
+}
+
+TEST_F(PostgresStoreTest, LegacyDeviceChangesAreAnnouncedOnTheirOwnFeed) {
+  auto writer = open_at(url());
+  auto reader = open_at(url());
+  ASSERT_NE(writer, nullptr);
+  ASSERT_NE(reader, nullptr);
+  auto feed = reader->open_legacy_device_feed();
+  ASSERT_NE(feed, nullptr);
+  FeedEvents first;
+  for (int i = 0; i < 50 && !first.resync; ++i) first = feed->wait(std::chrono::milliseconds(100));
+  ASSERT_TRUE(first.resync);
+
+  ASSERT_TRUE(writer->put_legacy_device({"R1", "pos-1", {"10.0.0.0/8"}, "pos", kNow}).value());
+  commit(*writer, {upd("c1", "o1", "{}", "R2")});  // a commit: not on this feed
+  ASSERT_TRUE(writer->remove_legacy_device("R1", "pos-1").value());
+  EXPECT_FALSE(writer->remove_legacy_device("R3", "none").value());  // still announced
+  std::vector<CommitNotice> got;
+  for (int i = 0; i < 50 && got.size() < 3; ++i) {
+    auto ev = feed->wait(std::chrono::milliseconds(100));
+    got.insert(got.end(), ev.notices.begin(), ev.notices.end());
+  }
+  auto quiet = feed->wait(std::chrono::milliseconds(300));
+  got.insert(got.end(), quiet.notices.begin(), quiet.notices.end());
+  std::vector<std::string> restaurants;
+  for (const auto& n : got) {
+    restaurants.push_back(n.restaurant);
+    EXPECT_EQ(n.first_seq, 0u);
+    EXPECT_EQ(n.last_seq, 0u);
+  }
+  EXPECT_EQ(restaurants, (std::vector<std::string>{"R1", "R1", "R3"}));
+
+  // What one node wrote, the other reads at once.
+  ASSERT_TRUE(writer->put_legacy_device({"R1", "pos-2", {}, "kds", kNow}).value());
+  auto seen = reader->legacy_devices("R1");
+  ASSERT_TRUE(seen.has_value()) << seen.error().message;
+  ASSERT_EQ(seen->size(), 1u);
+  EXPECT_EQ(seen->at(0).role, "kds");
 }
 
 TEST_F(PostgresStoreTest, ReconnectsAfterTheServerDroppedItsConnections) {

@@ -22,7 +22,7 @@ struct SqliteError : std::runtime_error {
 };
 
 // The schema version SqliteStore writes, and the oldest one it still opens (and migrates).
-inline constexpr int kSqliteSchemaVersion = 2;
+inline constexpr int kSqliteSchemaVersion = 3;
 inline constexpr int kOldestSqliteSchemaVersion = 1;
 
 // An open database connection: extended result codes, a 5 s busy timeout.

@@ -33,7 +33,7 @@ namespace {
 
 // Schema versions (kSqliteSchemaVersion, store/sqlite_db.h): 1: first release. 2: no index
 // change_ids_by_seq (pruning scans a restaurant's change ids instead of writing an index entry for
-// every change).
+// every change). 3: legacy_devices (--auth mixed).
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY,
@@ -70,6 +70,14 @@ CREATE TABLE IF NOT EXISTS records(
   version INTEGER NOT NULL,
   body TEXT NOT NULL,
   PRIMARY KEY(restaurant, data_type, record_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS legacy_devices(
+  restaurant TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  networks TEXT NOT NULL,
+  role TEXT NOT NULL,
+  enrolled_at INTEGER NOT NULL,
+  PRIMARY KEY(restaurant, device_id)
 ) WITHOUT ROWID;
 )sql";
 
@@ -456,13 +464,18 @@ class Writer final : public StoreTxn {
     if (get.step()) {
       const int found = std::stoi(std::string(get.text(0)));
       get.reset();
+      if (found < kOldestSqliteSchemaVersion || found > kSqliteSchemaVersion) {
+        throw SqliteError(fmt::format("database schema version {} is not supported (expected {})",
+                                      found, kSqliteSchemaVersion));
+      }
       if (found == 1) {
         db_.exec(
             "BEGIN IMMEDIATE; DROP INDEX IF EXISTS change_ids_by_seq; "
             "UPDATE meta SET value = '2' WHERE key = 'schema_version'; COMMIT;");
-      } else if (found != kSqliteSchemaVersion) {
-        throw SqliteError(fmt::format("database schema version {} is not supported (expected {})",
-                                      found, kSqliteSchemaVersion));
+      }
+      if (found <= 2) {
+        // legacy_devices was created by kSchema (IF NOT EXISTS) before this runs.
+        db_.exec("UPDATE meta SET value = '3' WHERE key = 'schema_version';");
       }
       return;
     }
@@ -497,6 +510,105 @@ struct Reader {
   Stmt begin, end, head, log, records;
 };
 
+// The legacy devices (store/store.h), on a connection of their own: enrolments are written from
+// the I/O threads (the admin API), never by the commit pipeline's writer, and rarely. SQLite lets
+// one connection write at a time; a write here waits (busy timeout) while the writer commits.
+// synchronous=FULL makes each write durable when it returns; the automatic checkpoint stays off
+// (the Checkpointer copies these pages too).
+class SqliteLegacyDevices {
+ public:
+  explicit SqliteLegacyDevices(const std::string& path)
+      : db_(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX),
+        begin_(db_, "BEGIN IMMEDIATE"),
+        commit_(db_, "COMMIT"),
+        rollback_(db_, "ROLLBACK"),
+        exists_(db_, "SELECT 1 FROM legacy_devices WHERE restaurant = ?1 AND device_id = ?2"),
+        upsert_(db_,
+                "INSERT INTO legacy_devices(restaurant, device_id, networks, role, enrolled_at) "
+                "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(restaurant, device_id) DO UPDATE SET "
+                "networks = excluded.networks, role = excluded.role, "
+                "enrolled_at = excluded.enrolled_at"),
+        delete_(db_, "DELETE FROM legacy_devices WHERE restaurant = ?1 AND device_id = ?2"),
+        select_(db_, fmt::format("SELECT {} FROM legacy_devices WHERE restaurant = ?1 ORDER BY "
+                                 "device_id",
+                                 kLegacyDeviceColumns)
+                         .c_str()),
+        select_all_(db_, fmt::format("SELECT {} FROM legacy_devices ORDER BY restaurant, device_id",
+                                     kLegacyDeviceColumns)
+                             .c_str()) {
+    db_.exec("PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;");
+  }
+
+  Result<bool> put(const LegacyDevice& d) {
+    return write([&] {
+      const bool existed = exists(d.restaurant_id, d.device_id);
+      upsert_.bind(1, d.restaurant_id)
+          .bind(2, d.device_id)
+          .bind(3, serialize_networks(d.networks))
+          .bind(4, d.role)
+          .bind(5, d.enrolled_at_ms)
+          .run();
+      return !existed;
+    });
+  }
+
+  Result<bool> remove(std::string_view restaurant, std::string_view device) {
+    return write([&] {
+      const bool existed = exists(restaurant, device);
+      delete_.bind(1, restaurant).bind(2, device).run();
+      return existed;
+    });
+  }
+
+  Result<std::vector<LegacyDevice>> list(std::optional<std::string_view> restaurant) {
+    std::lock_guard lock(mutex_);
+    Stmt& s = restaurant ? select_ : select_all_;
+    try {
+      ResetOnExit guard{s};
+      if (restaurant) s.bind(1, *restaurant);
+      std::vector<LegacyDevice> out;
+      while (s.step()) out.push_back(legacy_device_from_row(s));
+      return out;
+    } catch (const std::exception& e) {
+      return Error{errc::kStoreUnavailable, fmt::format("legacy devices: {}", e.what())};
+    }
+  }
+
+ private:
+  bool exists(std::string_view restaurant, std::string_view device) {
+    ResetOnExit guard{exists_};
+    exists_.bind(1, restaurant).bind(2, device);
+    return exists_.step();
+  }
+
+  // Runs `fn` in one write transaction.
+  template <class Fn>
+  Result<bool> write(Fn&& fn) {
+    std::lock_guard lock(mutex_);
+    try {
+      begin_.run();
+    } catch (const std::exception& e) {
+      return Error{errc::kStoreUnavailable, fmt::format("legacy devices: {}", e.what())};
+    }
+    try {
+      const bool result = fn();
+      commit_.run();
+      return result;
+    } catch (const std::exception& e) {
+      try {
+        rollback_.run();
+      } catch (const std::exception&) {
+        // Already rolled back by SQLite.
+      }
+      return Error{errc::kStoreUnavailable, fmt::format("legacy devices: {}", e.what())};
+    }
+  }
+
+  std::mutex mutex_;  // one caller at a time on the connection
+  Db db_;
+  Stmt begin_, commit_, rollback_, exists_, upsert_, delete_, select_, select_all_;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const SqliteOptions& options, SqliteStoreLock lock)
@@ -505,7 +617,8 @@ class SqliteStore final : public Store {
         writer_(options),
         syncer_(options.path + "-wal", options.before_sync,
                 [this](std::uint64_t n) { horizon_.durable(n); }),
-        readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }) {}
+        readers_(options.reader_connections, [&] { return std::make_unique<Reader>(path_); }),
+        legacy_(path_) {}
 
   Result<std::vector<Outcome>> commit(std::span<const ChangeRequest> batch,
                                       const CommitOptions& options) override {
@@ -580,6 +693,19 @@ class SqliteStore final : public Store {
   }
 
   std::string describe() const override { return "sqlite:" + path_; }
+
+  Result<bool> put_legacy_device(const LegacyDevice& device) override {
+    return legacy_.put(device);
+  }
+  Result<bool> remove_legacy_device(std::string_view restaurant, std::string_view device) override {
+    return legacy_.remove(restaurant, device);
+  }
+  Result<std::vector<LegacyDevice>> legacy_devices(std::string_view restaurant) override {
+    return legacy_.list(restaurant);
+  }
+  Result<std::vector<LegacyDevice>> all_legacy_devices() override {
+    return legacy_.list(std::nullopt);
+  }
 
  private:
   // Runs `fn` in a read transaction on a pooled connection (one consistent snapshot).
@@ -660,6 +786,7 @@ class SqliteStore final : public Store {
   std::string last_failure_;  // of the last failed commit; guarded by failure_mutex_
   std::mutex probe_mutex_;
   std::unique_ptr<Db> probe_;  // opened by the first probe; guarded by probe_mutex_
+  SqliteLegacyDevices legacy_;
 };
 
 }  // namespace

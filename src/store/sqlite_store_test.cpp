@@ -282,6 +282,10 @@ TEST_F(SqliteStoreTest, OpensAVersion1DatabaseAndMigratesIt) {
     // Pruning (retain 1) still drops old change ids, twin aliases included.
     for (int i = 2; i <= 40; ++i) commit(*store, {upd("c" + std::to_string(i), "o1")}, 1);
     EXPECT_EQ(commit(*store, {upd("twin-of-c1", "o1")})[0].status, OutcomeStatus::applied);
+    // Version 3 added the legacy devices.
+    auto added = store->put_legacy_device({"r1", "d1", {"10.0.0.0/8"}, "pos", kNow});
+    ASSERT_TRUE(added.has_value()) << added.error().message;
+    EXPECT_TRUE(*added);
   }
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
@@ -293,7 +297,7 @@ TEST_F(SqliteStoreTest, OpensAVersion1DatabaseAndMigratesIt) {
                                -1, &q, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "2");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "3");
   EXPECT_EQ(sqlite3_column_int(q, 1), 0);
   sqlite3_finalize(q);
   sqlite3_close(raw);

@@ -21,7 +21,13 @@
 //
 // Thread-safety: `commit` is called by one thread at a time (the commit pipeline's writer). Reads
 // and `when_durable` may be called from any number of threads concurrently with each other and
-// with `commit`.
+// with `commit`. So may the legacy-device calls, reads and writes alike.
+//
+// Legacy devices (--auth mixed, docs/security.md): the store also keeps which devices of a
+// restaurant are admitted without a token, from which networks, with which role. It keeps the
+// texts the transport validated; it does not interpret them. A write is durable when it returns
+// and visible to every later read, on every node of a shared store; with a shared store every
+// node's legacy-device feed (open_legacy_device_feed) is told which restaurant changed.
 //
 // Implementations: MemoryStore (throwaway runs, tests), SqliteStore (embedded default),
 // PostgresStore (shared by the nodes of a cluster; commits from several processes). The rules
@@ -65,6 +71,15 @@ struct Snapshot {
 };
 
 class RestaurantRules;  // store/restaurant_rules.h
+// A device admitted without a token (--auth mixed), as enrolled by an operator.
+struct LegacyDevice {
+  std::string restaurant_id;
+  std::string device_id;
+  std::vector<std::string> networks;  // CIDR texts; empty: from any address
+  std::string role;                   // "pos", "kds" or "manager"
+  std::int64_t enrolled_at_ms = 0;
+  bool operator==(const LegacyDevice&) const = default;
+};
 
 struct CommitOptions {
   std::int64_t now_ms = 0;           // commit time stamped on entries and records
@@ -108,8 +123,38 @@ class Store {
   // (store/change_feed.h), opened on its own connection. Null for single-process stores.
   virtual std::unique_ptr<ChangeFeed> open_change_feed() { return nullptr; }
 
+  // ---- legacy devices ----
+  // Enrols `device` (replacing the enrolment of the same restaurant and device, enrolled_at
+  // included); true if it was not enrolled before.
+  virtual Result<bool> put_legacy_device(const LegacyDevice& device) {
+    (void)device;
+    return no_legacy_devices();
+  }
+  // Removes an enrolment; false if there was none.
+  virtual Result<bool> remove_legacy_device(std::string_view restaurant, std::string_view device) {
+    (void)restaurant;
+    (void)device;
+    return no_legacy_devices();
+  }
+  // One restaurant's legacy devices, by device id.
+  virtual Result<std::vector<LegacyDevice>> legacy_devices(std::string_view restaurant) {
+    (void)restaurant;
+    return no_legacy_devices();
+  }
+  // Every restaurant's, by restaurant and device id.
+  virtual Result<std::vector<LegacyDevice>> all_legacy_devices() { return no_legacy_devices(); }
+  // For a shared store: a feed (store/change_feed.h) whose notices name a restaurant whose legacy
+  // devices changed (seqs 0), on its own connection. Null for single-process stores.
+  virtual std::unique_ptr<ChangeFeed> open_legacy_device_feed() { return nullptr; }
+
   // For logs: "memory", "sqlite:/path/db", "postgresql://host/db".
   virtual std::string describe() const = 0;
+
+ protected:
+  // What a store without legacy devices (a test's) answers.
+  static Error no_legacy_devices() {
+    return Error{errc::kStoreUnavailable, "this store keeps no legacy devices"};
+  }
 };
 
 }  // namespace possync

@@ -709,6 +709,85 @@ TEST_P(StoreConformance, ConflictChecksOnlyTheOwnRestaurantsRecord) {
   EXPECT_TRUE(o.current.is_null()) << json::serialize(o.current);
 }
 
+// ---- legacy devices (--auth mixed) ----
+
+std::vector<LegacyDevice> legacy_of(Store& store, std::string_view restaurant) {
+  auto r = store.legacy_devices(restaurant);
+  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+  return r ? std::move(*r) : std::vector<LegacyDevice>{};
+}
+
+bool put(Store& store, const LegacyDevice& d) {
+  auto r = store.put_legacy_device(d);
+  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+  return r && *r;
+}
+
+TEST_P(StoreConformance, LegacyDevicesStartEmpty) {
+  EXPECT_TRUE(legacy_of(*store_, "r1").empty());
+  auto all = store_->all_legacy_devices();
+  ASSERT_TRUE(all.has_value()) << all.error().message;
+  EXPECT_TRUE(all->empty());
+  auto removed = store_->remove_legacy_device("r1", "pos-1");
+  ASSERT_TRUE(removed.has_value()) << removed.error().message;
+  EXPECT_FALSE(*removed);
+}
+
+TEST_P(StoreConformance, LegacyDeviceIsAddedThenReplacedWhole) {
+  const LegacyDevice first{"r1", "pos-1", {"10.0.0.0/8", "2001:db8::/48"}, "pos", kNow};
+  EXPECT_TRUE(put(*store_, first));
+  EXPECT_EQ(legacy_of(*store_, "r1"), std::vector<LegacyDevice>{first});
+
+  const LegacyDevice second{"r1", "pos-1", {}, "kds", kNow + 1000};
+  EXPECT_FALSE(put(*store_, second));  // replaced, not added
+  EXPECT_EQ(legacy_of(*store_, "r1"), std::vector<LegacyDevice>{second});
+}
+
+TEST_P(StoreConformance, LegacyDevicesArePerRestaurantAndOrderedByDevice) {
+  // Byte order, whatever the database's collation: upper case before lower case.
+  for (const char* device : {"pos-b", "Pos-z", "kds-1", "pos-a"}) {
+    put(*store_, {"r1", device, {"192.168.1.0/24"}, "pos", kNow});
+  }
+  put(*store_, {"r2", "pos-a", {}, "manager", kNow});
+  put(*store_, {"R0", "x", {}, "pos", kNow});
+  std::vector<std::string> devices;
+  for (const auto& d : legacy_of(*store_, "r1")) devices.push_back(d.device_id);
+  EXPECT_EQ(devices, (std::vector<std::string>{"Pos-z", "kds-1", "pos-a", "pos-b"}));
+  ASSERT_EQ(legacy_of(*store_, "r2").size(), 1u);
+  EXPECT_EQ(legacy_of(*store_, "r2")[0].role, "manager");
+  EXPECT_TRUE(legacy_of(*store_, "r").empty());
+
+  auto all = store_->all_legacy_devices();
+  ASSERT_TRUE(all.has_value()) << all.error().message;
+  std::vector<std::string> keys;
+  for (const auto& d : *all) keys.push_back(d.restaurant_id + "/" + d.device_id);
+  EXPECT_EQ(keys, (std::vector<std::string>{"R0/x", "r1/Pos-z", "r1/kds-1", "r1/pos-a", "r1/pos-b",
+                                            "r2/pos-a"}));
+}
+
+TEST_P(StoreConformance, RemovingALegacyDeviceRemovesOnlyIt) {
+  put(*store_, {"r1", "pos-1", {}, "pos", kNow});
+  put(*store_, {"r1", "pos-2", {}, "pos", kNow});
+  put(*store_, {"r2", "pos-1", {}, "pos", kNow});
+  auto removed = store_->remove_legacy_device("r1", "pos-1");
+  ASSERT_TRUE(removed.has_value()) << removed.error().message;
+  EXPECT_TRUE(*removed);
+  removed = store_->remove_legacy_device("r1", "pos-1");
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_FALSE(*removed);
+  ASSERT_EQ(legacy_of(*store_, "r1").size(), 1u);
+  EXPECT_EQ(legacy_of(*store_, "r1")[0].device_id, "pos-2");
+  EXPECT_EQ(legacy_of(*store_, "r2").size(), 1u);
+}
+
+TEST_P(StoreConformance, LegacyDeviceIdsAndNetworksAreKeptExactly) {
+  const LegacyDevice d{"caf\u00e9 \"1\"", "t\u00e4blet'; --", {"::/0", "0.0.0.0/0"}, "pos", -1};
+  EXPECT_TRUE(put(*store_, d));
+  EXPECT_EQ(legacy_of(*store_, d.restaurant_id), std::vector<LegacyDevice>{d});
+  // Legacy devices are not changes: the restaurant has no log.
+  EXPECT_FALSE(head(d.restaurant_id).exists);
+}
+
 // ---- concurrency: reads run alongside the (single) committing thread ----
 
 TEST_P(StoreConformance, ReadsDuringCommitsSeeConsistentPrefixes) {

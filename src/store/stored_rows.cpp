@@ -23,4 +23,22 @@ std::string serialize_stored_object(const boost::json::object& object) {
   return json_text(object);
 }
 
+std::string serialize_networks(const std::vector<std::string>& networks) {
+  boost::json::array a;
+  for (const auto& n : networks) a.emplace_back(n);
+  return json_text(a);
+}
+
+std::vector<std::string> parse_networks(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = parse_json(text, ec);
+  if (ec || !v.is_array()) throw StoredDataError("stored networks are not a JSON array");
+  std::vector<std::string> out;
+  for (const auto& n : v.get_array()) {
+    if (!n.is_string()) throw StoredDataError("a stored network is not a string");
+    out.emplace_back(n.get_string());
+  }
+  return out;
+}
+
 }  // namespace possync

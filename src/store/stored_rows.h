@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "model/change.h"
+#include "store/store.h"
 
 namespace possync {
 
@@ -43,6 +44,25 @@ LogEntry log_entry_from_row(const Row& row, std::string_view restaurant) {
   e.change.user_id = row.text(7);
   e.committed_at_ms = row.int64(8);
   return e;
+}
+
+// A legacy device's networks as stored (a JSON array of strings), and back.
+std::string serialize_networks(const std::vector<std::string>& networks);
+std::vector<std::string> parse_networks(std::string_view text);
+
+// The columns of the legacy_devices table, in the order legacy_device_from_row() expects.
+inline constexpr const char* kLegacyDeviceColumns =
+    "restaurant, device_id, networks, role, enrolled_at";
+
+template <class Row>
+LegacyDevice legacy_device_from_row(const Row& row) {
+  LegacyDevice d;
+  d.restaurant_id = row.text(0);
+  d.device_id = row.text(1);
+  d.networks = parse_networks(row.text(2));
+  d.role = row.text(3);
+  d.enrolled_at_ms = row.int64(4);
+  return d;
 }
 
 }  // namespace possync

@@ -57,6 +57,11 @@ struct DeviceStatus {
   std::string user_id;
   std::int64_t connected_at_ms = 0;
   std::int64_t last_seen_ms = 0;
+  // --auth mixed: connected without a token as an enrolled legacy device, from `address` (the
+  // client address), with `role` (its name); empty otherwise.
+  bool legacy = false;
+  std::string address;
+  std::string role;
 };
 
 // A connection that receives a restaurant's changes (implemented by WsSession).

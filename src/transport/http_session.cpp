@@ -14,7 +14,9 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "protocol/close_codes.h"
 #include "transport/io_loops.h"
+#include "transport/legacy_devices.h"
 #include "transport/request_auth.h"
 #include "transport/ws_handshake.h"
 #include "transport/ws_session.h"
@@ -184,7 +186,7 @@ void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
   if (beast::websocket::is_upgrade(req)) return upgrade(std::move(req));
 
   auto self = this->shared_from_this();
-  api_.handle(req, [self](Response res) {
+  api_.handle(req, client_address(req), [self](Response res) {
     net::post(self->stream_.get_executor(),
               [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
   });
@@ -229,7 +231,10 @@ void HttpSession<Stream>::upgrade(Request req) {
       since = v;
     }
   }
-  auto caller = ctx_.auth.authenticate(upgrade_token(req, url->params()), now_ms() / 1000);
+  const std::string address = client_address(req);
+  auto caller =
+      authenticate_caller(ctx_.auth, ctx_.legacy, upgrade_token(req, url->params()),
+                          {origin.restaurant_id, origin.device_id, address}, now_ms() / 1000);
   if (!caller) return answer(api_.auth_error(req, caller.error()));
   // A device with a token may leave out the ids its token names.
   if (!caller->anonymous && caller->restaurant_id != kAnyRestaurant) {
@@ -253,7 +258,7 @@ void HttpSession<Stream>::upgrade(Request req) {
   if (!origin.user_id.empty() && check_id(origin.user_id, ctx_.config.max_id_bytes)) {
     origin.user_id.clear();
   }
-  Admitted admitted{ctx_.admission.per_ip.try_acquire(client_address(req)),
+  Admitted admitted{ctx_.admission.per_ip.try_acquire(address),
                     ctx_.admission.per_restaurant.try_acquire(origin.restaurant_id)};
   if (!admitted.ip || !admitted.restaurant) {
     const bool by_address = !admitted.ip;
@@ -290,10 +295,17 @@ void HttpSession<Stream>::upgrade(Request req) {
                 admitted = std::move(admitted), since, response = std::move(response),
                 early = std::move(early)](WsNextLayer<Stream>&& next, std::shared_ptr<void> keep,
                                           std::size_t loop) mutable {
-    std::make_shared<WsSession<Stream>>(std::move(next), std::move(keep), ctx, loop,
-                                        std::move(origin), std::move(caller), std::move(admitted),
-                                        since)
-        ->run(std::move(response), std::move(early));
+    std::optional<Principal> legacy;
+    if (caller.legacy) legacy = caller;
+    auto session = std::make_shared<WsSession<Stream>>(std::move(next), std::move(keep), ctx, loop,
+                                                       std::move(origin), std::move(caller),
+                                                       std::move(admitted), since);
+    session->run(std::move(response), std::move(early));
+    // Joined the hub now: an enrolment withdrawn since the upgrade was admitted, whose refresh
+    // scanned the hub before this session was in it, is caught here (transport/legacy_devices.h).
+    if (legacy && ctx.legacy && !ctx.legacy->recheck(*legacy)) {
+      session->disconnect(kCloseByOperator, "legacy device enrolment withdrawn");
+    }
   };
   // A restaurant's WebSockets live on its home loop. A TLS stream cannot change loops (its
   // state is bound to the socket's executor): it stays where it was accepted, and its deliveries

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "protocol/close_codes.h"
+#include "transport/legacy_devices.h"
 #include "transport/ordered_intake.h"
 #include "transport/request_auth.h"
 
@@ -45,7 +46,7 @@ RestApi::Response RestApi::json(const Request& req, http::status status, std::st
     }
     res.set(http::field::vary, "Origin");
   }
-  res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+  res.set(http::field::access_control_allow_methods, "GET, POST, PUT, DELETE, OPTIONS");
   res.set(http::field::access_control_allow_headers, "Content-Type, Authorization");
   res.keep_alive(req.keep_alive());
   res.body() = std::move(body);
@@ -68,11 +69,12 @@ RestApi::Response RestApi::auth_error(const Request& req, const Error& e) const 
   return res;
 }
 
-std::optional<Principal> RestApi::authenticate(const Request& req, boost::urls::params_view params,
-                                               Respond& respond) const {
-  auto caller = ctx_.auth.authenticate(request_token(req, params), now_ms() / 1000);
+std::optional<Principal> RestApi::authenticate(Call& call, std::string_view restaurant,
+                                               std::string_view device) const {
+  auto caller = authenticate_caller(ctx_.auth, ctx_.legacy, call.token,
+                                    {restaurant, device, call.address}, now_ms() / 1000);
   if (!caller) {
-    respond(auth_error(req, caller.error()));
+    call.respond(auth_error(call.req, caller.error()));
     return std::nullopt;
   }
   return std::move(*caller);
@@ -107,10 +109,11 @@ enum class RestApi::Access {
   restaurant,  // a caller of the restaurant named by the path's :id segment
 };
 
-// One endpoint: its method and path (segments; ":id" takes a restaurant id), access and handler.
+// One endpoint: its method and path (segments; ":id" takes a restaurant id, ":device" a device
+// id), access and handler.
 struct RestApi::Route {
   http::verb method;
-  std::array<std::string_view, 5> path;
+  std::array<std::string_view, 6> path;
   Access access;
   void (*handle)(RestApi& api, Call& call);
 };
@@ -130,10 +133,7 @@ const std::vector<RestApi::Route>& RestApi::routes() {
        {"metrics"},
        Access::admin,
        [](RestApi& a, Call& c) { a.metrics(c.req, c.respond); }},
-      {V::post,
-       {"api", "sync"},
-       Access::caller,
-       [](RestApi& a, Call& c) { a.sync(c.req, *c.caller, std::move(c.respond)); }},
+      {V::post, {"api", "sync"}, Access::caller, [](RestApi& a, Call& c) { a.sync(c); }},
       {V::get,
        {"api", "admin", "restaurants"},
        Access::admin,
@@ -146,6 +146,22 @@ const std::vector<RestApi::Route>& RestApi::routes() {
          if (auto it = c.params.find("device_id"); it != c.params.end()) device = (*it).value;
          a.admin_disconnect(c.req, c.id, device, c.respond);
        }},
+      {V::get,
+       {"api", "admin", "restaurants", ":id", "legacy-devices"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.list_legacy_devices(c); }},
+      {V::get,
+       {"api", "admin", "restaurants", ":id", "legacy-devices", ":device"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.get_legacy_device(c); }},
+      {V::put,
+       {"api", "admin", "restaurants", ":id", "legacy-devices", ":device"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.put_legacy_device(c); }},
+      {V::delete_,
+       {"api", "admin", "restaurants", ":id", "legacy-devices", ":device"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.delete_legacy_device(c); }},
       {V::get,
        {"api", "restaurants", ":id", "status"},
        Access::restaurant,
@@ -164,15 +180,18 @@ const std::vector<RestApi::Route>& RestApi::routes() {
 
 namespace {
 
-// Whether `segments` is `pattern`'s path; sets `id` to the segment in the place of ":id".
-bool path_matches(const std::array<std::string_view, 5>& pattern,
-                  const std::vector<std::string>& segments, std::string& id) {
+// Whether `segments` is `pattern`'s path; sets `id` and `device` to the segments in the place of
+// ":id" and ":device".
+bool path_matches(const std::array<std::string_view, 6>& pattern,
+                  const std::vector<std::string>& segments, std::string& id, std::string& device) {
   const auto length = static_cast<std::size_t>(
       std::find(pattern.begin(), pattern.end(), std::string_view()) - pattern.begin());
   if (segments.size() != length) return false;
   for (std::size_t i = 0; i < length; ++i) {
     if (pattern[i] == ":id") {
       id = segments[i];
+    } else if (pattern[i] == ":device") {
+      device = segments[i];
     } else if (pattern[i] != segments[i]) {
       return false;
     }
@@ -182,7 +201,7 @@ bool path_matches(const std::array<std::string_view, 5>& pattern,
 
 }  // namespace
 
-void RestApi::handle(const Request& req, Respond respond) {
+void RestApi::handle(const Request& req, std::string address, Respond respond) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
     // As after a malformed request line: answered, then the connection is closed.
@@ -204,12 +223,19 @@ void RestApi::handle(const Request& req, Respond respond) {
   std::vector<std::string> segments;
   for (auto s : url->segments()) segments.push_back(s);
 
-  Call call{req, url->params(), std::nullopt, {}, std::move(respond)};
+  Call call{req,
+            url->params(),
+            std::move(address),
+            request_token(req, url->params()),
+            std::nullopt,
+            {},
+            {},
+            std::move(respond)};
   const Route* route = nullptr;  // the path's route for this method
   const Route* path = nullptr;   // the path's first route, whatever its method
   std::string allowed;           // the path's methods
   for (const Route& r : routes()) {
-    if (!path_matches(r.path, segments, call.id)) continue;
+    if (!path_matches(r.path, segments, call.id, call.device)) continue;
     if (path == nullptr) path = &r;
     // HEAD is answered as GET (HttpSession sends the response without its body).
     if (r.method == req.method() ||
@@ -227,8 +253,14 @@ void RestApi::handle(const Request& req, Respond respond) {
     return;
   }
   const Access access = (route ? route : path)->access;
-  if (access != Access::open) {
-    call.caller = authenticate(req, call.params, call.respond);
+  // A tokenless /api/sync names its legacy device in the body: sync() admits it.
+  const bool legacy_sync =
+      access == Access::caller && route != nullptr && call.token.empty() && ctx_.legacy != nullptr;
+  if (access != Access::open && !legacy_sync) {
+    std::string device;
+    if (auto it = call.params.find("device_id"); it != call.params.end()) device = (*it).value;
+    call.caller =
+        authenticate(call, access == Access::restaurant ? std::string_view(call.id) : "", device);
     if (!call.caller) return;
   }
   if (route == nullptr) {
@@ -327,7 +359,8 @@ void RestApi::restaurant_status(const Request& req, const std::string& id, Respo
   for (const auto& d : ctx_.hub.devices(id)) {
     json::object o{{"device_id", d.device_id},
                    {"connected_at", iso8601_utc(d.connected_at_ms)},
-                   {"last_seen", iso8601_utc(d.last_seen_ms)}};
+                   {"last_seen", iso8601_utc(d.last_seen_ms)},
+                   {"legacy", d.legacy}};
     o["user_id"] = user_id_json(d.user_id);
     devices.push_back(std::move(o));
   }
@@ -471,7 +504,9 @@ Origin RestApi::entry_origin(const Origin& body, const json::object& entry) cons
   return origin;
 }
 
-void RestApi::sync(const Request& req, const Principal& caller, Respond respond) {
+void RestApi::sync(Call& call) {
+  const Request& req = call.req;
+  Respond& respond = call.respond;
   if (!ctx_.backpressure.open()) {
     // Nothing of the request is taken; the app resends the whole batch on a non-200.
     auto res = error(req, http::status::service_unavailable,
@@ -503,6 +538,11 @@ void RestApi::sync(const Request& req, const Principal& caller, Respond respond)
     respond(error(req, http::status::bad_request, device.error()));
     return;
   }
+  if (!call.caller) {
+    call.caller = authenticate(call, *restaurant, *device);  // a tokenless legacy device
+    if (!call.caller) return;
+  }
+  const Principal& caller = *call.caller;
   if (auto e = ctx_.auth.authorize(caller, *restaurant, *device)) {
     respond(auth_error(req, *e));
     return;

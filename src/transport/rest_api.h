@@ -26,7 +26,8 @@ class RestApi {
 
   explicit RestApi(ServerContext& ctx) : ctx_(ctx) {}
 
-  void handle(const Request& req, Respond respond);
+  // `address`: the client's (HttpSession::client_address), for tokenless legacy devices.
+  void handle(const Request& req, std::string address, Respond respond);
 
   // A JSON error response in the shape today's app knows: {"status":"error","code","message",...}.
   Response error(const Request& req, boost::beast::http::status status, const Error& e) const;
@@ -42,8 +43,12 @@ class RestApi {
   struct Call {
     const Request& req;
     boost::urls::params_view params;
-    std::optional<Principal> caller;  // set unless the route is open
+    std::string address;              // the client's address
+    std::string token;                // the request's token, if any (transport/request_auth.h)
+    std::optional<Principal> caller;  // set unless the route is open (or, for /api/sync, a
+                                      // tokenless legacy device: sync() admits it)
     std::string id;                   // the path's :id segment (a restaurant id), if any
+    std::string device;               // the path's :device segment, if any
     Respond respond;
   };
   // Every endpoint (rest_api.cpp); handle() dispatches by path, then method.
@@ -55,13 +60,20 @@ class RestApi {
   void restaurant_status(const Request& req, const std::string& id, Respond& respond);
   void restaurant_data(const Request& req, const std::string& id, Respond& respond);
   void restaurant_changes(Call& call);  // since and limit from the query
-  void sync(const Request& req, const Principal& caller, Respond respond);
+  void sync(Call& call);
   void admin_restaurants(const Request& req, Respond& respond);
   void admin_disconnect(const Request& req, const std::string& id, std::string_view device,
                         Respond& respond);
-  // The caller of `req`, or nothing after answering 401.
-  std::optional<Principal> authenticate(const Request& req, boost::urls::params_view params,
-                                        Respond& respond) const;
+  // Legacy devices (--auth mixed) of the restaurant :id, one of them with :device
+  // (rest_legacy_devices.cpp).
+  void list_legacy_devices(Call& call);
+  void get_legacy_device(Call& call);
+  void put_legacy_device(Call& call);
+  void delete_legacy_device(Call& call);
+  // The caller of the request: its token's, or (--auth mixed, no token) the legacy device of
+  // `restaurant` named `device`; nothing after answering 401.
+  std::optional<Principal> authenticate(Call& call, std::string_view restaurant,
+                                        std::string_view device) const;
   bool restaurant_exists(const std::string& id, const LogHead& head) const;
   // Answers 503 if a store read failed or 404 if the restaurant is unknown; false if it answered.
   template <class T>

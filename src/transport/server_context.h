@@ -1,5 +1,6 @@
 // What every connection needs from the server: its options, the store (reads), the hub
-// (rooms, fan-out), the commit pipeline (writes), the back-pressure gate and the authenticator.
+// (rooms, fan-out), the commit pipeline (writes), the back-pressure gate and the authenticator
+// (with --auth mixed, the legacy devices too).
 // Owned by Server; outlives every session.
 #pragma once
 
@@ -21,6 +22,7 @@ namespace possync {
 
 class CommitIntake;
 class IoLoops;
+class LegacyDevices;
 
 struct ServerContext {
   const TransportOptions& config;  // filled by the program (app/config.h)
@@ -35,7 +37,8 @@ struct ServerContext {
   Admission& admission;
   Backpressure& backpressure;
   ProtocolLimits limits;
-  TlsContext* tls = nullptr;  // set: the port speaks only TLS (HTTPS, WSS)
+  TlsContext* tls = nullptr;        // set: the port speaks only TLS (HTTPS, WSS)
+  LegacyDevices* legacy = nullptr;  // set with --auth mixed (transport/legacy_devices.h)
   std::atomic<bool> stopping{false};
 };
 

@@ -305,7 +305,10 @@ void WsSession<Stream>::handle_auth(const AuthMsg& msg) {
                                           {"code", refused->code}});
     return send_error(*refused);
   }
-  caller_ = std::move(*caller);
+  {
+    std::lock_guard lock(status_mutex_);  // status() reads caller_ from other threads
+    caller_ = std::move(*caller);
+  }
   arm_token_expiry();
   send(render_auth_ok(caller_.expires_at));
 }
@@ -561,7 +564,13 @@ void WsSession<Stream>::notify(std::shared_ptr<const std::string> payload) {
 template <class Stream>
 DeviceStatus WsSession<Stream>::status() const {
   std::lock_guard lock(status_mutex_);
-  return {origin_.device_id, origin_.user_id, connected_at_ms_, last_seen_ms_};
+  DeviceStatus s{origin_.device_id, origin_.user_id, connected_at_ms_, last_seen_ms_};
+  if (caller_.legacy) {
+    s.legacy = true;
+    s.address = caller_.address;
+    s.role = role_name(caller_.role);
+  }
+  return s;
 }
 
 template <class Stream>

@@ -668,8 +668,11 @@ class LegacyDevice:
 
     _last_change_ms = {}
 
-    def __init__(self, server, restaurant, device, user_id=None, path="/ws"):
+    def __init__(self, server, restaurant, device, user_id=None, path="/ws", token=DEFAULT):
+        """token: DEFAULT sends a token valid for the device when auth is on; None sends none
+        (today's app, as an enrolled legacy device with --auth mixed)."""
         self.server = server
+        self.token = token
         self.restaurant = restaurant
         self.device = device
         self.user_id = user_id
@@ -679,7 +682,8 @@ class LegacyDevice:
         self.sent = []  # LegacyChange, in order
 
     async def open(self, register=True):
-        self.client = await self.server.connect(self.restaurant, self.device, path=self.path)
+        self.client = await self.server.connect(self.restaurant, self.device, path=self.path,
+                                                token=self.token)
         self.client.name = f"legacy {self.restaurant}/{self.device}"
         if register:
             return await self.register()
@@ -744,7 +748,7 @@ class LegacyDevice:
         body = self.sync_body()
         status, headers, res = await self.server.ahttp(
             "POST", "/api/sync", body,
-            token=self.server._token_for(DEFAULT, self.restaurant, self.device))
+            token=self.server._token_for(self.token, self.restaurant, self.device))
         if status == 200:
             del self.pending[: len(body["changes"])]
         return status, headers, res

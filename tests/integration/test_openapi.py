@@ -52,6 +52,10 @@ NOT_EXERCISED = {
     ("getRestaurantStatus", "503"): "needs a store read to fail, which SQLite does not here",
     ("getRestaurantData", "503"): "needs a store read to fail, which SQLite does not here",
     ("getRestaurantChanges", "503"): "needs a store read to fail, which SQLite does not here",
+    ("listLegacyDevices", "503"): "needs a store read to fail, which SQLite does not here",
+    ("getLegacyDevice", "503"): "needs a store read to fail, which SQLite does not here",
+    ("enrolLegacyDevice", "503"): "needs a store write to fail, which SQLite does not here",
+    ("removeLegacyDevice", "503"): "needs a store write to fail, which SQLite does not here",
 }
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -557,7 +561,7 @@ class OpenApiGlueTest(unittest.TestCase):
     """The response check itself: made-up responses that break the document must be reported."""
 
     HEADERS = {"server": "possync", "access-control-allow-origin": "*",
-               "access-control-allow-methods": "GET, POST, OPTIONS",
+               "access-control-allow-methods": "GET, POST, PUT, DELETE, OPTIONS",
                "access-control-allow-headers": "Content-Type, Authorization",
                "content-type": "application/json"}
 
@@ -940,6 +944,53 @@ class OpenApiResponsesTest(ServerTestCase):
         self.call(server, "POST", path, token=admin, status=413, code="payload_too_large",
                   request=None, headers=[("Content-Length", str(2 * 1024 * 1024))])
 
+    def legacy_devices(self, server, admin, manager, expired):
+        base = "/api/admin/restaurants/rest-1/legacy-devices"
+        one = base + "/till-1"
+        self.call(server, "GET", base, token=admin, status=200)
+        res = self.call(server, "PUT", one, token=admin, status=201,
+                        body={"networks": ["192.168.1.0/24", "2001:db8::/48"], "role": "pos"})
+        self.assertEqual(res.json["disconnected"], 0)
+        self.call(server, "PUT", one, token=admin, status=200, body={"role": "kds"})
+        self.call(server, "PUT", base + "/till-2", token=admin, status=201)  # no body
+        self.call(server, "PUT", base + "/till-3?token=" + q(admin), status=201,
+                  body={"networks": None, "role": None})
+        res = self.call(server, "GET", base, token=admin, status=200)
+        self.assertEqual([d["device_id"] for d in res.json["legacy_devices"]],
+                         ["till-1", "till-2", "till-3"])
+        res = self.call(server, "GET", one, token=admin, status=200)
+        self.assertEqual((res.json["role"], res.json["networks"]), ("kds", []))
+        for body, code in (({"networks": ["10.1.0.0/8"]}, "invalid_network"),
+                           ({"role": "admin"}, "invalid_role"),
+                           ({"roles": "pos"}, "invalid_field"),
+                           ("{oops", "invalid_json"),
+                           ("[]", "invalid_message")):
+            self.call(server, "PUT", one, token=admin, body=body, status=400, code=code,
+                      request="invalid" if code != "invalid_network" else "valid")
+        self.call(server, "PUT", base + "/x%01", token=admin, status=400, code="invalid_field",
+                  request="invalid")
+        self.call(server, "GET", base.replace("rest-1", "r%7Fx"), token=admin, status=400,
+                  code="invalid_field", request="invalid")
+        self.call(server, "GET", base + "/x%01", token=admin, status=400, code="invalid_field",
+                  request="invalid")
+        self.call(server, "DELETE", base + "/x%01", token=admin, status=400,
+                  code="invalid_field", request="invalid")
+        for method, path in (("GET", base), ("GET", one), ("PUT", one), ("DELETE", one)):
+            self.call(server, method, path, status=401, code="unauthorized", request=None)
+            self.call(server, method, path, token=expired, status=401, code="token_expired",
+                      request=None)
+            self.call(server, method, path, token=manager, status=403, code="forbidden",
+                      request=None)
+        res = self.call(server, "DELETE", one, token=admin, status=200)
+        self.assertEqual(res.json, {"restaurant_id": "rest-1", "device_id": "till-1",
+                                    "removed": True, "disconnected": 0})
+        self.call(server, "DELETE", one, token=admin, status=404, code="not_found")
+        self.call(server, "GET", one, token=admin, status=404, code="not_found")
+        res = self.call(server, "POST", one, token=admin, status=405, request=None)
+        self.assertEqual(res.headers.get("allow"), "GET, HEAD, PUT, DELETE")
+        res = self.call(server, "DELETE", base, token=admin, status=405, request=None)
+        self.assertEqual(res.headers.get("allow"), "GET, HEAD")
+
     def websocket_upgrades(self, server, admin, manager, other, expired):
         rid = "rest-1"
         pos = self.issue(server, rid, "pos-1", "pos")
@@ -996,7 +1047,7 @@ class OpenApiResponsesTest(ServerTestCase):
     def unrouted(self, server, admin, manager):
         # Preflight on every documented path and on unknown ones; no token needed.
         for template in self.api.doc["paths"]:
-            path = template.replace("{restaurant_id}", "rest-1")
+            path = template.replace("{restaurant_id}", "rest-1").replace("{device_id}", "pos-1")
             self.call(server, "OPTIONS", path, status=204,
                       headers=[("Origin", "https://pos.example"),
                                ("Access-Control-Request-Method", "POST")])
@@ -1061,7 +1112,7 @@ class OpenApiResponsesTest(ServerTestCase):
         for template, method, op in self.api.operations():
             if "429" not in op["responses"]:
                 continue
-            path = template.replace("{restaurant_id}", "rest-1")
+            path = template.replace("{restaurant_id}", "rest-1").replace("{device_id}", "pos-1")
             if op["operationId"].startswith("openWebSocket"):
                 # Upgrades count against the connection caps, not the request rate.
                 token = self.issue(server, "rest-1", "pos-1", "pos")
@@ -1230,6 +1281,7 @@ class OpenApiResponsesTest(ServerTestCase):
         self.restaurant_endpoints(server, admin, manager, other, expired)
         self.sync_endpoint(server, admin, manager, other, expired)
         self.admin_endpoints(server, admin, manager, expired)
+        self.legacy_devices(server, admin, manager, expired)
         self.websocket_upgrades(server, admin, manager, other, expired)
         self.unrouted(server, admin, manager)
         self.shutting_down(server, self.issue(server, "rest-1", "pos-1", "pos"))
