@@ -92,6 +92,13 @@ TEST(HubConcurrency, DevicesJoiningWhilePublishingSeeEverySeqOnceInOrder) {
   std::atomic<std::uint64_t> committed{0};
   std::atomic<bool> done{false};
 
+  // Devices join at different points of the stream, catch up and stay. The first joins before
+  // anything is published, so the room exists throughout and its published seq ends at kSeqs
+  // (a room made after the last publish would start at 0: no RoomStart here).
+  std::vector<std::shared_ptr<Device>> devices;
+  for (int d = 0; d < kDevices; ++d) devices.push_back(std::make_shared<Device>());
+  auto first = hub.join("R", devices[0]);
+
   // The writer: commits seqs in small groups, then publishes each group.
   std::thread writer([&] {
     std::mt19937 rng(7);
@@ -108,14 +115,11 @@ TEST(HubConcurrency, DevicesJoiningWhilePublishingSeeEverySeqOnceInOrder) {
     done = true;
   });
 
-  // Devices join at different points of the stream, catch up and stay.
-  std::vector<std::shared_ptr<Device>> devices;
-  for (int d = 0; d < kDevices; ++d) devices.push_back(std::make_shared<Device>());
   std::vector<std::thread> joiners;
   for (int d = 0; d < kDevices; ++d) {
     joiners.emplace_back([&, d] {
       while (committed.load() < kSeqs * d / kDevices) std::this_thread::yield();
-      auto membership = hub.join("R", devices[d]);
+      auto membership = d == 0 ? first : hub.join("R", devices[d]);
       devices[d]->catch_up(*membership.room, committed);
     });
   }
