@@ -79,7 +79,7 @@ void WsSession<Stream>::run(std::string response, std::string early) {
   auto membership = ctx_.hub.join(origin_.restaurant_id, this->shared_from_this());
   joined_ = true;
   room_ = std::move(membership.room);
-  last_sent_ = membership.published_seq;
+  catch_up_.joined(membership.published_seq);
   enqueue(ws::Opcode::text, std::make_shared<const std::string>(std::move(response)), {}, true);
   slog::info("device connected", {{"restaurant", origin_.restaurant_id},
                                   {"device", origin_.device_id},
@@ -378,7 +378,7 @@ void WsSession<Stream>::handle_text(std::string_view text, bool within_budget) {
                    }
                    auto head = ctx_.store.head(origin_.restaurant_id);
                    send(render_registered(origin_, head ? head->seq : 0));
-                   if (m.since && mode_ == Mode::live) start_catchup(*m.since);
+                   if (m.since && catch_up_.live()) start_catchup(*m.since);
                  },
                  [&](HeartbeatMsg&) { send(render_heartbeat_response(origin_.device_id)); },
                  [&](AuthMsg& m) { handle_auth(m); },
@@ -487,66 +487,41 @@ void WsSession<Stream>::send_rejected(std::string change_id, Error error) {
 
 template <class Stream>
 void WsSession<Stream>::start_catchup(std::uint64_t since) {
-  // Changes already delivered live on this connection (a contiguous run of seqs, as publishing
-  // is in seq order) are not repeated.
-  skip_from_ = first_live_;
-  skip_to_ = first_live_ == 0 ? 0 : last_sent_;
-  mode_ = Mode::catching_up;
-  cursor_ = since;
-  catchup_started_ = true;
+  catch_up_.start(since);
   pump_catchup();
 }
 
 template <class Stream>
 void WsSession<Stream>::pump_catchup() {
-  const std::size_t low_water = ctx_.config.max_outbound_bytes / 2;
-  while (mode_ == Mode::catching_up && !closing_ && queued_bytes_ < low_water) {
-    auto page = ctx_.store.read_log(origin_.restaurant_id, cursor_, ctx_.config.catchup_page);
-    if (!page) {
-      slog::error("catch-up read failed", {{"restaurant", origin_.restaurant_id},
-                                           {"code", page.error().code},
-                                           {"error", page.error().message}});
-      close_with(kCloseTryAgainLater, "store unavailable; reconnect with since", false);
-      return;
+  // What the catch-up reads is rendered and queued here, up to half the outbound bound at a time
+  // (the rest follows as the queue drains: on_writable).
+  struct Queue final : CatchUp::Sink {
+    WsSession& s;
+    explicit Queue(WsSession& session) : s(session) {}
+    bool has_room() const override {
+      return !s.closing_ && s.queued_bytes_ < s.ctx_.config.max_outbound_bytes / 2;
     }
-    if (catchup_started_) {
-      catchup_started_ = false;
-      const auto& head = page->head;
-      if (cursor_ < head.pruned_seq || cursor_ > head.seq) {
-        send(render_reset_required(
-            head.seq, cursor_ > head.seq ? "since is ahead of the server's log; reload the snapshot"
-                                         : "history after since was pruned; reload the snapshot"));
-        cursor_ = head.seq;
-        last_sent_ = std::max(last_sent_, cursor_);
-        continue;
-      }
+    void entry(const LogEntry& e) override { s.send(render_live_change(e)); }
+    void reset_required(std::uint64_t head_seq, std::string_view reason) override {
+      s.send(render_reset_required(head_seq, reason));
     }
-    bool stopped_early = false;
-    for (const auto& entry : page->entries) {
-      if (queued_bytes_ >= low_water) {
-        stopped_early = true;
-        break;
-      }
-      cursor_ = entry.seq;
-      if (entry.seq >= skip_from_ && entry.seq <= skip_to_) continue;
-      send(render_live_change(entry));
-    }
-    last_sent_ = std::max(last_sent_, cursor_);
-    if (stopped_early || page->entries.size() >= ctx_.config.catchup_page) continue;
-    if (room_->go_live(cursor_, [this] { mode_ = Mode::live; })) {
-      skip_from_ = skip_to_ = 0;
-      send(render_caught_up(cursor_));
-    }
+    void caught_up(std::uint64_t seq) override { s.send(render_caught_up(seq)); }
+  } queue(*this);
+  auto failed =
+      catch_up_.pump(ctx_.store, origin_.restaurant_id, ctx_.config.catchup_page, *room_, queue);
+  if (failed) {
+    slog::error("catch-up read failed", {{"restaurant", origin_.restaurant_id},
+                                         {"code", failed->code},
+                                         {"error", failed->message}});
+    close_with(kCloseTryAgainLater, "store unavailable; reconnect with since", false);
   }
 }
 
 template <class Stream>
 void WsSession<Stream>::deliver(std::shared_ptr<const DeliveryBatch> batch) {
   for (const Delivery& d : *batch) {
-    if (closing_ || mode_ != Mode::live) return;
-    if (d.seq <= last_sent_) continue;
-    last_sent_ = d.seq;
-    if (first_live_ == 0) first_live_ = d.seq;
+    if (closing_ || !catch_up_.live()) return;
+    if (!catch_up_.take_live(d.seq)) continue;
     if (d.origin_device == origin_.device_id) continue;
     // The payload shares ownership of the whole batch: no allocation per recipient.
     send(std::shared_ptr<const std::string>(batch, &d.payload), d.received_at);
@@ -695,7 +670,7 @@ void WsSession<Stream>::write_queued() {
     }
   }
   if (close_sent_) return finish_close();
-  if (mode_ == Mode::catching_up) pump_catchup();
+  if (!catch_up_.live()) pump_catchup();
 }
 
 template <class Stream>

@@ -36,6 +36,7 @@
 #include <mutex>
 #include <optional>
 
+#include "sync/catch_up.h"
 #include "sync/hub.h"
 #include "sync/twin_detector.h"
 #include "transport/ordered_intake.h"
@@ -68,7 +69,6 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   void notify(std::shared_ptr<const std::string> payload) override;
 
  private:
-  enum class Mode { live, catching_up };
   using TimePoint = std::chrono::steady_clock::time_point;
 
   // ---- reading ----
@@ -151,12 +151,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   std::int64_t last_seen_ms_;
 
   std::shared_ptr<Room> room_;
-  Mode mode_ = Mode::live;
-  std::uint64_t last_sent_ = 0;                // highest seq sent on this connection
-  std::uint64_t first_live_ = 0;               // first seq delivered live (0: none yet)
-  std::uint64_t cursor_ = 0;                   // catch-up position in the log
-  std::uint64_t skip_from_ = 0, skip_to_ = 0;  // [from, to]: already delivered live
-  bool catchup_started_ = false;
+  CatchUp catch_up_;  // where this connection is in the log; catching up or live
 
   // The changes read, in order, while some wait for their secrets to be hashed.
   OrderedIntake ordered_;
