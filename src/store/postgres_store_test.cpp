@@ -397,17 +397,21 @@ TEST_F(PostgresStoreTest, ConcurrentNodesHoldTheRestaurantRules) {
   EXPECT_GT(occupied, 0);
 }
 
+// The first wait of a feed connects it, and reports that anything before may have been missed.
+void connect_feed(ChangeFeed* feed) {
+  ASSERT_NE(feed, nullptr);
+  FeedEvents first;
+  for (int i = 0; i < 50 && !first.resync; ++i) first = feed->wait(std::chrono::milliseconds(100));
+  ASSERT_TRUE(first.resync);
+}
+
 TEST_F(PostgresStoreTest, CommitsAreAnnouncedOnTheChangeFeed) {
   auto writer = open_at(url());
   auto reader = open_at(url());
   ASSERT_NE(writer, nullptr);
   ASSERT_NE(reader, nullptr);
   auto feed = reader->open_change_feed();
-  ASSERT_NE(feed, nullptr);
-  // The first wait connects, and reports that anything before may have been missed.
-  FeedEvents first;
-  for (int i = 0; i < 50 && !first.resync; ++i) first = feed->wait(std::chrono::milliseconds(100));
-  ASSERT_TRUE(first.resync);
+  ASSERT_NO_FATAL_FAILURE(connect_feed(feed.get()));
 
   commit(*writer,
          {upd("c1", "o1", "{}", "R1"), upd("c2", "o1", "{}", "R2"), upd("c3", "o2", "{}", "R1")});
@@ -435,10 +439,7 @@ TEST_F(PostgresStoreTest, LegacyDeviceChangesAreAnnouncedOnTheirOwnFeed) {
   ASSERT_NE(writer, nullptr);
   ASSERT_NE(reader, nullptr);
   auto feed = reader->open_legacy_device_feed();
-  ASSERT_NE(feed, nullptr);
-  FeedEvents first;
-  for (int i = 0; i < 50 && !first.resync; ++i) first = feed->wait(std::chrono::milliseconds(100));
-  ASSERT_TRUE(first.resync);
+  ASSERT_NO_FATAL_FAILURE(connect_feed(feed.get()));
 
   ASSERT_TRUE(writer->put_legacy_device({"R1", "pos-1", {"10.0.0.0/8"}, "pos", kNow}).value());
   commit(*writer, {upd("c1", "o1", "{}", "R2")});  // a commit: not on this feed
