@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -177,6 +178,7 @@ int run_server(const Config& config, const std::function<void(unsigned short)>& 
     slog::critical("cannot listen", {{"error", bound.error().message}});
     return 1;
   }
+  ctx.node = fmt::format("{}:{}", boost::asio::ip::host_name(), bound->port());
   listener->start();
   const std::string serving =
       fmt::format("serving on {}:{}", bound->address().to_string(), bound->port());

@@ -57,11 +57,15 @@ struct DeviceStatus {
   std::string user_id;
   std::int64_t connected_at_ms = 0;
   std::int64_t last_seen_ms = 0;
-  // --auth mixed: connected without a token as an enrolled legacy device, from `address` (the
-  // client address), with `role` (its name); empty otherwise.
-  bool legacy = false;
+  // The connection's client address (X-Forwarded-For when trusted) and its role's name (of its
+  // token, or of its legacy enrolment; empty with --auth off).
   std::string address;
   std::string role;
+  // --auth mixed: connected without a token as an enrolled legacy device.
+  bool legacy = false;
+  // A read-only connection (`?observe=1`: an operator watching), not one of the restaurant's
+  // devices.
+  bool observer = false;
 };
 
 // A connection that receives a restaurant's changes (implemented by WsSession).

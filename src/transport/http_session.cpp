@@ -213,8 +213,16 @@ void HttpSession<Stream>::upgrade(Request req) {
   }
   Origin origin;
   std::optional<std::uint64_t> since;
+  ConnectionInfo info;
   for (auto param : url->params()) {
-    if (param.key == "restaurant_id")
+    if (param.key == "observe") {
+      if (param.value != "1" && param.value != "true" && param.value != "0" &&
+          param.value != "false") {
+        return fail(http::status::bad_request,
+                    {errc::kInvalidField, "'observe' must be 1, true, 0 or false"});
+      }
+      info.observer = param.value == "1" || param.value == "true";
+    } else if (param.key == "restaurant_id")
       origin.restaurant_id = param.value;
     else if (param.key == "device_id")
       origin.device_id = param.value;
@@ -232,6 +240,7 @@ void HttpSession<Stream>::upgrade(Request req) {
     }
   }
   const std::string address = client_address(req);
+  info.address = address;
   auto caller =
       authenticate_caller(ctx_.auth, ctx_.legacy, upgrade_token(req, url->params()),
                           {origin.restaurant_id, origin.device_id, address}, now_ms() / 1000);
@@ -240,6 +249,10 @@ void HttpSession<Stream>::upgrade(Request req) {
   if (!caller->anonymous && caller->restaurant_id != kAnyRestaurant) {
     if (origin.restaurant_id.empty()) origin.restaurant_id = caller->restaurant_id;
     if (origin.device_id.empty()) origin.device_id = caller->device_id;
+  }
+  // An observer (an operator's console) is named after its token's device.
+  if (info.observer && origin.device_id.empty() && !caller->anonymous) {
+    origin.device_id = caller->device_id;
   }
   for (auto [name, value] :
        {std::pair<const char*, const std::string*>{"restaurant_id", &origin.restaurant_id},
@@ -292,14 +305,15 @@ void HttpSession<Stream>::upgrade(Request req) {
   buffer_.clear();
   const std::size_t home = ctx_.loops.home(origin.restaurant_id);
   auto start = [&ctx = ctx_, origin = std::move(origin), caller = std::move(*caller),
-                admitted = std::move(admitted), since, response = std::move(response),
+                admitted = std::move(admitted), since, info = std::move(info),
+                response = std::move(response),
                 early = std::move(early)](WsNextLayer<Stream>&& next, std::shared_ptr<void> keep,
                                           std::size_t loop) mutable {
     std::optional<Principal> legacy;
     if (caller.legacy) legacy = caller;
     auto session = std::make_shared<WsSession<Stream>>(std::move(next), std::move(keep), ctx, loop,
                                                        std::move(origin), std::move(caller),
-                                                       std::move(admitted), since);
+                                                       std::move(admitted), since, std::move(info));
     session->run(std::move(response), std::move(early));
     // Joined the hub now: an enrolment withdrawn since the upgrade was admitted, whose refresh
     // scanned the hub before this session was in it, is caught here (transport/legacy_devices.h).

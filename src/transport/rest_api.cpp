@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
+#include <set>
 
 #include "common/ids.h"
 #include "common/json_text.h"
@@ -97,6 +98,9 @@ bool RestApi::found(const Request& req, const std::string& id, const Result<T>& 
   }
   return true;
 }
+// Also used by rest_admin_console.cpp.
+template bool RestApi::found(const Request&, const std::string&, const Result<LogHead>&,
+                             const LogHead&, Respond&) const;
 
 // ---- routing ----
 
@@ -110,7 +114,7 @@ enum class RestApi::Access {
 };
 
 // One endpoint: its method and path (segments; ":id" takes a restaurant id, ":device" a device
-// id), access and handler.
+// id, ":file" a file name), access and handler.
 struct RestApi::Route {
   http::verb method;
   std::array<std::string_view, 6> path;
@@ -147,6 +151,10 @@ const std::vector<RestApi::Route>& RestApi::routes() {
          a.admin_disconnect(c.req, c.id, device, c.respond);
        }},
       {V::get,
+       {"api", "admin", "restaurants", ":id", "devices"},
+       Access::admin,
+       [](RestApi& a, Call& c) { a.admin_devices(c); }},
+      {V::get,
        {"api", "admin", "restaurants", ":id", "legacy-devices"},
        Access::admin,
        [](RestApi& a, Call& c) { a.list_legacy_devices(c); }},
@@ -174,16 +182,22 @@ const std::vector<RestApi::Route>& RestApi::routes() {
        {"api", "restaurants", ":id", "changes"},
        Access::restaurant,
        [](RestApi& a, Call& c) { a.restaurant_changes(c); }},
+      {V::get, {"admin"}, Access::open, [](RestApi& a, Call& c) { a.admin_console_redirect(c); }},
+      {V::get,
+       {"admin", ":file"},
+       Access::open,
+       [](RestApi& a, Call& c) { a.admin_console_file(c); }},
   };
   return table;
 }
 
 namespace {
 
-// Whether `segments` is `pattern`'s path; sets `id` and `device` to the segments in the place of
-// ":id" and ":device".
+// Whether `segments` is `pattern`'s path; sets `id`, `device` and `file` to the segments in the
+// place of ":id", ":device" and ":file".
 bool path_matches(const std::array<std::string_view, 6>& pattern,
-                  const std::vector<std::string>& segments, std::string& id, std::string& device) {
+                  const std::vector<std::string>& segments, std::string& id, std::string& device,
+                  std::string& file) {
   const auto length = static_cast<std::size_t>(
       std::find(pattern.begin(), pattern.end(), std::string_view()) - pattern.begin());
   if (segments.size() != length) return false;
@@ -192,6 +206,8 @@ bool path_matches(const std::array<std::string_view, 6>& pattern,
       id = segments[i];
     } else if (pattern[i] == ":device") {
       device = segments[i];
+    } else if (pattern[i] == ":file") {
+      file = segments[i];
     } else if (pattern[i] != segments[i]) {
       return false;
     }
@@ -230,12 +246,13 @@ void RestApi::handle(const Request& req, std::string address, Respond respond) {
             std::nullopt,
             {},
             {},
+            {},
             std::move(respond)};
   const Route* route = nullptr;  // the path's route for this method
   const Route* path = nullptr;   // the path's first route, whatever its method
   std::string allowed;           // the path's methods
   for (const Route& r : routes()) {
-    if (!path_matches(r.path, segments, call.id, call.device)) continue;
+    if (!path_matches(r.path, segments, call.id, call.device, call.file)) continue;
     if (path == nullptr) path = &r;
     // HEAD is answered as GET (HttpSession sends the response without its body).
     if (r.method == req.method() ||
@@ -310,11 +327,36 @@ void RestApi::admin_restaurants(const Request& req, Respond& respond) {
   json::array restaurants;
   std::size_t total = 0;
   for (const auto& [id, connections] : ctx_.hub.rooms()) {
-    restaurants.push_back(json::object{{"restaurant_id", id}, {"connections", connections}});
+    std::set<std::string> devices;
+    std::size_t observers = 0;
+    for (const auto& d : ctx_.hub.devices(id)) {
+      if (d.observer) {
+        ++observers;
+      } else {
+        devices.insert(d.device_id);
+      }
+    }
+    json::object o{{"restaurant_id", id},
+                   {"connections", connections},
+                   {"devices", devices.size()},
+                   {"observers", observers},
+                   {"seq", nullptr},
+                   {"last_change_at", nullptr}};
+    // The log's head and its last change's commit time (null where the store does not answer).
+    if (auto head = ctx_.store.head(id); head) {
+      o["seq"] = head->seq;
+      if (head->seq > head->pruned_seq) {
+        if (auto last = ctx_.store.read_log(id, head->seq - 1, 1); last && !last->entries.empty()) {
+          o["last_change_at"] = iso8601_utc(last->entries.back().committed_at_ms);
+        }
+      }
+    }
+    restaurants.push_back(std::move(o));
     total += connections;
   }
   json::object o{{"restaurants", std::move(restaurants)},
                  {"total_connections", total},
+                 {"node", ctx_.node},
                  {"timestamp", iso8601_utc(now_ms())}};
   respond(json(req, http::status::ok, json_text(o)));
 }
@@ -357,6 +399,7 @@ void RestApi::restaurant_status(const Request& req, const std::string& id, Respo
   if (!found(req, id, head, head ? *head : LogHead{}, respond)) return;
   json::array devices;
   for (const auto& d : ctx_.hub.devices(id)) {
+    if (d.observer) continue;  // an operator watching, not one of the restaurant's devices
     json::object o{{"device_id", d.device_id},
                    {"connected_at", iso8601_utc(d.connected_at_ms)},
                    {"last_seen", iso8601_utc(d.last_seen_ms)},

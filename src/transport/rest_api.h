@@ -49,6 +49,7 @@ class RestApi {
                                       // tokenless legacy device: sync() admits it)
     std::string id;                   // the path's :id segment (a restaurant id), if any
     std::string device;               // the path's :device segment, if any
+    std::string file;                 // the path's :file segment (a file name), if any
     Respond respond;
   };
   // Every endpoint (rest_api.cpp); handle() dispatches by path, then method.
@@ -70,6 +71,13 @@ class RestApi {
   void get_legacy_device(Call& call);
   void put_legacy_device(Call& call);
   void delete_legacy_device(Call& call);
+  // Every connection of the restaurant :id on this node, observers included
+  // (rest_admin_console.cpp).
+  void admin_devices(Call& call);
+  // The admin console (rest_admin_console.cpp): /admin answers with a redirect to /admin/, and
+  // /admin/:file with one of its files (compiled in; needs no token: the page asks for one).
+  void admin_console_redirect(Call& call);
+  void admin_console_file(Call& call);
   // The caller of the request: its token's, or (--auth mixed, no token) the legacy device of
   // `restaurant` named `device`; nothing after answering 401.
   std::optional<Principal> authenticate(Call& call, std::string_view restaurant,

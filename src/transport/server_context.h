@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 #include "auth/authenticator.h"
 #include "auth/secret_hasher.h"
@@ -39,6 +40,8 @@ struct ServerContext {
   ProtocolLimits limits;
   TlsContext* tls = nullptr;        // set: the port speaks only TLS (HTTPS, WSS)
   LegacyDevices* legacy = nullptr;  // set with --auth mixed (transport/legacy_devices.h)
+  // This process in a cluster's admin views: `<host name>:<port>`; set before the listener starts.
+  std::string node;
   std::atomic<bool> stopping{false};
 };
 

@@ -40,7 +40,8 @@ bool is_normal_end(const beast::error_code& ec) {
 template <class Stream>
 WsSession<Stream>::WsSession(WsNextLayer<Stream>&& stream, std::shared_ptr<void> keep_alive,
                              ServerContext& ctx, std::size_t loop, Origin origin, Principal caller,
-                             Admitted admitted, std::optional<std::uint64_t> since)
+                             Admitted admitted, std::optional<std::uint64_t> since,
+                             ConnectionInfo info)
     : keep_alive_(std::move(keep_alive)),
       stream_(std::move(stream)),
       ctx_(ctx),
@@ -51,6 +52,7 @@ WsSession<Stream>::WsSession(WsNextLayer<Stream>&& stream, std::shared_ptr<void>
       admitted_(std::move(admitted)),
       limiter_(ctx.config),
       initial_since_(since),
+      info_(std::move(info)),
       connected_at_ms_(now_ms()),
       last_seen_ms_(connected_at_ms_),
       twins_(ctx.config.twin_window),
@@ -81,9 +83,10 @@ void WsSession<Stream>::run(std::string response, std::string early) {
   room_ = std::move(membership.room);
   catch_up_.joined(membership.published_seq);
   enqueue(ws::Opcode::text, std::make_shared<const std::string>(std::move(response)), {}, true);
-  slog::info("device connected", {{"restaurant", origin_.restaurant_id},
-                                  {"device", origin_.device_id},
-                                  {"remote", socket().remote_endpoint(ec).address().to_string()}});
+  slog::info(info_.observer ? "observer connected" : "device connected",
+             {{"restaurant", origin_.restaurant_id},
+              {"device", origin_.device_id},
+              {"remote", socket().remote_endpoint(ec).address().to_string()}});
   arm_token_expiry();
   arm_ping_timer();
   if (initial_since_) start_catchup(*initial_since_);
@@ -393,6 +396,10 @@ void WsSession<Stream>::handle_text(std::string_view text, bool within_budget) {
 
 template <class Stream>
 void WsSession<Stream>::handle_change(ChangeMsg msg) {
+  if (info_.observer) {
+    return send_error({errc::kForbidden, "an observer connection cannot make changes"},
+                      msg.client_change_id ? msg.change.change_id : std::string());
+  }
   if (auto refused = ctx_.auth.permit(caller_, msg.change)) {
     return send_error(*refused, msg.client_change_id ? msg.change.change_id : std::string());
   }
@@ -522,7 +529,7 @@ void WsSession<Stream>::deliver(std::shared_ptr<const DeliveryBatch> batch) {
   for (const Delivery& d : *batch) {
     if (closing_ || !catch_up_.live()) return;
     if (!catch_up_.take_live(d.seq)) continue;
-    if (d.origin_device == origin_.device_id) continue;
+    if (d.origin_device == origin_.device_id && !info_.observer) continue;
     // The payload shares ownership of the whole batch: no allocation per recipient.
     send(std::shared_ptr<const std::string>(batch, &d.payload), d.received_at);
   }
@@ -540,11 +547,11 @@ template <class Stream>
 DeviceStatus WsSession<Stream>::status() const {
   std::lock_guard lock(status_mutex_);
   DeviceStatus s{origin_.device_id, origin_.user_id, connected_at_ms_, last_seen_ms_};
-  if (caller_.legacy) {
-    s.legacy = true;
-    s.address = caller_.address;
-    s.role = role_name(caller_.role);
-  }
+  // A legacy device's address is the one its enrolment admitted (the same client address).
+  s.address = caller_.legacy ? caller_.address : info_.address;
+  if (!caller_.anonymous) s.role = role_name(caller_.role);
+  s.legacy = caller_.legacy;
+  s.observer = info_.observer;
   return s;
 }
 

@@ -46,6 +46,14 @@
 
 namespace possync {
 
+// What the upgrade request said about a connection besides its origin.
+struct ConnectionInfo {
+  // Read-only (`?observe=1`, docs/protocol.md): receives every change of the restaurant, its own
+  // device's too, and may make none (`forbidden`). An operator's console watching a restaurant.
+  bool observer = false;
+  std::string address;  // the client's address (X-Forwarded-For when trusted)
+};
+
 // `Stream` is PlainStream (ws://) or TlsStream (wss://); both are compiled in ws_session.cpp.
 template <class Stream>
 class WsSession final : public Subscriber, public std::enable_shared_from_this<WsSession<Stream>> {
@@ -54,7 +62,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   // long as the session lives (its TLS context).
   WsSession(WsNextLayer<Stream>&& stream, std::shared_ptr<void> keep_alive, ServerContext& ctx,
             std::size_t loop, Origin origin, Principal caller, Admitted admitted,
-            std::optional<std::uint64_t> since);
+            std::optional<std::uint64_t> since, ConnectionInfo info);
   ~WsSession() override;
 
   // Joins the room, answers the upgrade with `response` (the 101) and starts the session.
@@ -145,8 +153,10 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
   DeviceLimiter limiter_;
   std::uint32_t refused_in_a_row_ = 0;  // messages over the rate limit since the last admitted
   std::optional<std::uint64_t> initial_since_;
+  const ConnectionInfo info_;
 
-  mutable std::mutex status_mutex_;  // guards origin_.user_id and last_seen_ms_ for status()
+  // Guards origin_.user_id, caller_ (replaced by a token refresh) and last_seen_ms_ for status().
+  mutable std::mutex status_mutex_;
   std::int64_t connected_at_ms_;
   std::int64_t last_seen_ms_;
 

@@ -413,10 +413,11 @@ class ServerProcess:
         return f"{scheme}://127.0.0.1:{self.port}{path}?{urllib.parse.urlencode(params)}"
 
     async def connect(self, restaurant, device, since=None, path="/ws", user_id=None,
-                      token=DEFAULT, **kwargs):
-        """Opens a websockets connection and returns a WsClient reading it in the background."""
+                      token=DEFAULT, extra=None, **kwargs):
+        """Opens a websockets connection and returns a WsClient reading it in the background.
+        `extra`: more query parameters (e.g. {"observe": "1"})."""
         ws = await websockets.connect(
-            self.ws_url(restaurant, device, since, path, user_id, token=token),
+            self.ws_url(restaurant, device, since, path, user_id, extra, token=token),
             max_queue=None, open_timeout=WAIT, close_timeout=5,
             **({"ssl": self.ssl_context} if self.ssl_context else {}), **kwargs)
         return WsClient(ws, f"{restaurant}/{device}")

@@ -134,7 +134,8 @@ class RestIsolationTest(AuthTestCase):
         # The admin sees every restaurant's connections and can disconnect a device.
         got, _, res = await server.ahttp("GET", "/api/admin/restaurants")
         self.assertEqual(got, 200, res)
-        self.assertEqual(res["restaurants"], [{"restaurant_id": "A", "connections": 1}])
+        self.assertEqual([(r["restaurant_id"], r["connections"], r["devices"])
+                          for r in res["restaurants"]], [("A", 1, 1)])
         got, _, res = await server.ahttp("POST", "/api/admin/restaurants/A/disconnect?device_id=d1")
         self.assertEqual((got, res["disconnected"]), (200, 1), res)
         await dev.wait_closed()

@@ -56,6 +56,7 @@ NOT_EXERCISED = {
     ("getLegacyDevice", "503"): "needs a store read to fail, which SQLite does not here",
     ("enrolLegacyDevice", "503"): "needs a store write to fail, which SQLite does not here",
     ("removeLegacyDevice", "503"): "needs a store write to fail, which SQLite does not here",
+    ("listRestaurantConnections", "503"): "needs a store read to fail, which SQLite does not here",
 }
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -813,8 +814,12 @@ class OpenApiResponsesTest(ServerTestCase):
                             status=200)
             self.assertEqual(res.json["connected_devices"][0]["user_id"], "u-1")
             res = self.call(server, "GET", "/api/admin/restaurants", token=admin, status=200)
-            self.assertEqual(res.json["restaurants"],
-                             [{"restaurant_id": "rest-2", "connections": 1}])
+            self.assertEqual([(r["restaurant_id"], r["connections"], r["devices"], r["seq"])
+                              for r in res.json["restaurants"]], [("rest-2", 1, 1, 0)])
+            res = self.call(server, "GET", "/api/admin/restaurants/rest-2/devices", token=admin,
+                            status=200)
+            self.assertEqual([(c["device_id"], c["role"], c["user_id"], c["observer"])
+                              for c in res.json["connections"]], [("kds-1", "kds", "u-1", False)])
             self.call(server, "GET", "/api/restaurants/rest-2/data", token=admin, status=200)
             self.call(server, "GET", "/api/restaurants/rest-2/changes", token=admin,
                       status=200)
@@ -943,6 +948,29 @@ class OpenApiResponsesTest(ServerTestCase):
                   status=400, code="invalid_field", request="invalid")
         self.call(server, "POST", path, token=admin, status=413, code="payload_too_large",
                   request=None, headers=[("Content-Length", str(2 * 1024 * 1024))])
+        # The connections of one restaurant (with a device: restaurant_endpoints).
+        devices = "/api/admin/restaurants/rest-1/devices"
+        res = self.call(server, "GET", devices, token=admin, status=200)
+        self.assertEqual(res.json["connections"], [])
+        self.call(server, "GET", devices + "?token=" + q(admin), status=200)
+        self.call(server, "GET", devices, status=401, code="unauthorized", request=None)
+        self.call(server, "GET", devices, token=expired, status=401, code="token_expired",
+                  request=None)
+        self.call(server, "GET", devices, token=manager, status=403, code="forbidden",
+                  request=None)
+        self.call(server, "GET", "/api/admin/restaurants/r%7Fx/devices", token=admin,
+                  status=400, code="invalid_field", request="invalid")
+        self.call(server, "GET", "/api/admin/restaurants/nowhere/devices", token=admin,
+                  status=404, code="not_found")
+
+    def console_files(self, server):
+        self.call(server, "GET", "/admin", status=301)
+        page = self.call(server, "GET", "/admin/", status=200)
+        for name in ("app.js", "admin.css", "index.html"):
+            self.call(server, "GET", "/admin/" + name, status=200)
+        self.call(server, "GET", "/admin/", status=304,
+                  headers=[("If-None-Match", page.headers["etag"])])
+        self.call(server, "GET", "/admin/nope.js", status=404, code="not_found")
 
     def legacy_devices(self, server, admin, manager, expired):
         base = "/api/admin/restaurants/rest-1/legacy-devices"
@@ -1000,6 +1028,12 @@ class OpenApiResponsesTest(ServerTestCase):
             self.upgrade(server, f"{ok}&since=2&user_id=u-anna", token=pos, status=101)
             self.upgrade(server, f"{ok}&token={q(pos)}", status=101)
             self.upgrade(server, base, token=pos, status=101)  # ids from the token
+            # A read-only observer; an admin one is named after its token's device.
+            self.upgrade(server, f"{ok}&observe=1", token=pos, status=101)
+            self.upgrade(server, f"{base}?restaurant_id={rid}&observe=true", token=admin,
+                         status=101)
+            self.upgrade(server, f"{ok}&observe=yes", token=pos, status=400,
+                         code="invalid_field", request="invalid")
             # The token in Sec-WebSocket-Protocol, as browsers send it.
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
             try:
@@ -1047,7 +1081,8 @@ class OpenApiResponsesTest(ServerTestCase):
     def unrouted(self, server, admin, manager):
         # Preflight on every documented path and on unknown ones; no token needed.
         for template in self.api.doc["paths"]:
-            path = template.replace("{restaurant_id}", "rest-1").replace("{device_id}", "pos-1")
+            path = (template.replace("{restaurant_id}", "rest-1").replace("{device_id}", "pos-1")
+                    .replace("{file}", "app.js"))
             self.call(server, "OPTIONS", path, status=204,
                       headers=[("Origin", "https://pos.example"),
                                ("Access-Control-Request-Method", "POST")])
@@ -1064,6 +1099,8 @@ class OpenApiResponsesTest(ServerTestCase):
             ("POST", "/api/restaurants/rest-1/data", admin, 405),
             ("DELETE", "/api/restaurants/rest-1/changes", admin, 405),
             ("POST", "/ws", admin, 404), ("PUT", "/", admin, 404),
+            ("POST", "/admin/", None, 405), ("DELETE", "/admin/app.js", admin, 405),
+            ("POST", "/api/admin/restaurants/rest-1/devices", admin, 405),
         ]
         for method, path, token, status in other_methods:
             res = self.call(server, method, path, token=token, status=status, request=None)
@@ -1282,6 +1319,7 @@ class OpenApiResponsesTest(ServerTestCase):
         self.sync_endpoint(server, admin, manager, other, expired)
         self.admin_endpoints(server, admin, manager, expired)
         self.legacy_devices(server, admin, manager, expired)
+        self.console_files(server)
         self.websocket_upgrades(server, admin, manager, other, expired)
         self.unrouted(server, admin, manager)
         self.shutting_down(server, self.issue(server, "rest-1", "pos-1", "pos"))

@@ -59,6 +59,12 @@ export interface ClientOptions {
   deviceId?: string;
   /** The user logged in on the device (the author of the changes); see also `setUser`. */
   userId?: string;
+  /**
+   * Watch the restaurant read-only (`?observe=1`): every committed change arrives, this device's
+   * own too, and `change()` throws. For an operator's console with an admin token (which names no
+   * restaurant: pass `restaurantId`). Default false.
+   */
+  observe?: boolean;
   /** Where the outbox is kept: `new MemoryStorage()` (default), `localStorage`, `new FileStorage(dir)` (Node). */
   storage?: OutboxStorage;
   /** Storage key of the outbox. Default `possync:outbox:<restaurant>:<device>`. */
@@ -380,6 +386,7 @@ export class PossyncClient {
     options: ChangeOptions = {},
   ): PendingChange {
     if (this.closed) throw new Error('the client is closed');
+    if (this.opts.observe) throw new Error('an observing client cannot make changes');
     if (!isDataType(dataType)) throw new TypeError(`unknown data type '${String(dataType)}'`);
     if (typeof recordId === 'number' && Number.isInteger(recordId)) recordId = String(recordId);
     if (typeof recordId !== 'string' || recordId.length === 0) throw new TypeError('recordId must be a non-empty string');
@@ -475,6 +482,7 @@ export class PossyncClient {
     params.set('device_id', this.deviceId);
     params.set('since', String(this.localState.seq));
     if (this.userId) params.set('user_id', this.userId);
+    if (this.opts.observe) params.set('observe', '1');
     if (token && transport === 'query') params.set('token', token);
     const url = `${this.wsBase}/ws?${params.toString()}`;
     const protocols = ['possync'];

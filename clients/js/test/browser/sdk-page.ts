@@ -3,24 +3,22 @@
 // server: the browser's own WebSocket with the token in Sec-WebSocket-Protocol, REST across
 // origins (CORS), the outbox in localStorage across a page reload, and a kill -9 of the server.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import { build } from 'esbuild';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 
 import { PossyncClient } from '@possync/client/node';
 
+import { openPage, unexpectedErrors } from '../support/browser.js';
 import { assertSameState, makeClient, waitForSeq } from '../support/clients.js';
 import { TestServer, sleep, waitFor } from '../support/server.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PACKAGE_ROOT = resolve(HERE, '..', '..', '..');
-const CHROMIUM = process.env.POSSYNC_CHROMIUM ?? '/usr/bin/chromium';
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -31,16 +29,15 @@ const PAGE = `<!doctype html>
   window.possyncLoaded = true;
 </script>`;
 
-describe('in Chromium', () => {
+describe('the SDK in Chromium', () => {
   let server: TestServer;
   let web: Server;
   let webUrl: string;
   let context: BrowserContext;
   let page: Page;
   let bundleBytes = 0;
-  let profileDir: string;
   const nodeClients: PossyncClient[] = [];
-  const consoleErrors: string[] = [];
+  let consoleErrors: string[] = [];
 
   before(async () => {
     // The bundle: the package's browser entry and everything it imports, in one ES module.
@@ -74,27 +71,7 @@ describe('in Chromium', () => {
 
     server = await new TestServer().start();
 
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium)`);
-    profileDir = mkdtempSync(join(tmpdir(), 'possync-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    ({ context, page, errors: consoleErrors } = await openPage());
   });
 
   after(async () => {
@@ -102,7 +79,6 @@ describe('in Chromium', () => {
     await context?.close();
     await new Promise((r) => web?.close(r));
     await server?.dispose();
-    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   });
 
   async function load(): Promise<void> {
@@ -216,6 +192,6 @@ describe('in Chromium', () => {
       [],
       'the outbox key is removed once empty',
     );
-    assert.deepEqual(consoleErrors.filter((e) => !/WebSocket|Failed to load resource|ERR_CONNECTION_REFUSED/.test(e)), []);
+    assert.deepEqual(unexpectedErrors(consoleErrors), []);
   });
 });
