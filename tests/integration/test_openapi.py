@@ -967,7 +967,9 @@ class OpenApiResponsesTest(ServerTestCase):
         self.call(server, "GET", "/admin", status=301)
         page = self.call(server, "GET", "/admin/", status=200)
         for name in ("app.js", "admin.css", "index.html"):
-            self.call(server, "GET", "/admin/" + name, status=200)
+            res = self.call(server, "GET", "/admin/" + name, status=200)
+        self.call(server, "GET", "/admin/index.html", status=304,
+                  headers=[("If-None-Match", res.headers["etag"])])
         self.call(server, "GET", "/admin/", status=304,
                   headers=[("If-None-Match", page.headers["etag"])])
         self.call(server, "GET", "/admin/nope.js", status=404, code="not_found")
