@@ -10,6 +10,7 @@ unchanged. The page itself is tested in Chromium by clients/js (test/browser/adm
 import http.client
 import re
 import unittest
+import urllib.parse
 
 import websockets
 
@@ -151,13 +152,37 @@ class AdminEndpointsTest(ServerTestCase):
         await observer.close()
         await dev.close()
 
+    @async_test()
+    async def test_a_legacy_device_is_shown_as_one(self):
+        # --auth mixed: a tokenless device admitted by its enrolment shows its enrolment's role and
+        # the address it was admitted from, beside a device with a token.
+        server = self.start_server(extra_args=["--auth", "mixed"])
+        status, _, body = await server.ahttp(
+            "PUT", "/api/admin/restaurants/A/legacy-devices/till-1",
+            body={"networks": ["127.0.0.0/8"], "role": "kds"})
+        self.assertEqual(status, 201, body)
+        till = await server.connect("A", "till-1", token=None)
+        dev = await server.connect("A", "pos-1", token=server.token("A", "pos-1", role="pos"))
+        await till.sync_point()
+        status, _, body = await server.ahttp("GET", "/api/admin/restaurants/A/devices")
+        self.assertEqual(status, 200, body)
+        rows = {c["device_id"]: (c["legacy"], c["role"], c["address"], c["observer"])
+                for c in body["connections"]}
+        self.assertEqual(rows, {"till-1": (True, "kds", "127.0.0.1", False),
+                                "pos-1": (False, "pos", "127.0.0.1", False)})
+        await till.close()
+        await dev.close()
+
 
 class ConsoleFilesTest(ServerTestCase):
 
     def test_the_console_is_served_from_the_binary(self):
         server = self.start_server()
         status, headers, _ = server.http("GET", "/admin", token=None)
-        self.assertEqual((status, headers["location"]), (301, "/admin/"))
+        # Relative, so that it also holds behind a proxy serving the server under a prefix.
+        self.assertEqual((status, headers["location"]), (301, "admin/"))
+        self.assertEqual(urllib.parse.urljoin("http://h/admin", headers["location"]),
+                         "http://h/admin/")
         status, headers, html = self.raw_get(server, "/admin/")
         self.assertEqual(status, 200)
         self.assertEqual(headers["content-type"], "text/html; charset=utf-8")
@@ -179,8 +204,20 @@ class ConsoleFilesTest(ServerTestCase):
         self.assertEqual((status, body), (304, b""))
         status, _, body = server.http("GET", "/admin/nope.js", token=None)
         self.assertEqual((status, body["code"]), (404, "not_found"))
-        status, _, body = server.http("POST", "/admin/", token=None)
-        self.assertEqual((status, body["code"]), (405, "method_not_allowed"))
+        status, headers, body = server.http("POST", "/admin/", token=None)
+        self.assertEqual((status, body["code"], headers["allow"]),
+                         (405, "method_not_allowed", "GET, HEAD"))
+        status, _, body = server.http("GET", "/admin/x/app.js", token=None)
+        self.assertEqual((status, body["code"]), (404, "not_found"))
+        # HEAD: the GET's headers, no body.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT)
+        try:
+            conn.request("HEAD", "/admin/app.js")
+            res = conn.getresponse()
+            self.assertEqual((res.status, res.read()), (200, b""))
+            self.assertEqual(res.getheader("etag"), self.raw_get(server, "/admin/app.js")[1]["etag"])
+        finally:
+            conn.close()
 
     @staticmethod
     def raw_get(server, path, headers=None):

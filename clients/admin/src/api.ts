@@ -32,6 +32,8 @@ export interface ConnectionRow {
   role: string | null;
   user_id: string | null;
   observer: boolean;
+  /** Admitted without a token as an enrolled legacy device (`--auth mixed`). */
+  legacy: boolean;
   node: string;
   address: string;
   connected_at: string;

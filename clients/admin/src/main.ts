@@ -429,7 +429,11 @@ class AdminConsole {
         action.append(button);
         const tr = row(
           cell(c.device_id, undefined, c.address),
-          cell(c.observer ? 'observer' : (c.role ?? '–')),
+          cell(
+            c.observer ? 'observer' : `${c.role ?? '–'}${c.legacy ? ' (legacy, no token)' : ''}`,
+            undefined,
+            c.legacy ? 'an enrolled legacy device, connected without a token (--auth mixed)' : undefined,
+          ),
           cell(c.user_id ?? '–'),
           cell(c.node),
           cell(new Date(c.connected_at).toLocaleString(), 'num', c.connected_at),
