@@ -10,7 +10,8 @@
 
 import { PossyncClient, WebStorage, type PosRecord } from '../../clients/js/src/index.js';
 
-const DONE = new Set(['ready', 'served', 'paid', 'completed', 'cancelled', 'closed']);
+// Statuses that take an order off the screen (the default life cycle's closing ones, and later ones).
+const DONE = new Set(['ready', 'served', 'paid', 'completed', 'cancelled', 'refunded', 'closed']);
 const LATE_MIN = 10;
 const VERY_LATE_MIN = 20;
 
@@ -163,7 +164,7 @@ function startTestOrders(pos: string): void {
     register.change('orders', id, 'created', {
       order_number: String(100 + n + Math.floor(Math.random() * 800)),
       table: String(1 + Math.floor(Math.random() * 12)),
-      status: 'new',
+      status: 'pending', // the first status of the default order life cycle (docs/rules.default.json)
       items,
       created_at: new Date().toISOString(),
     });

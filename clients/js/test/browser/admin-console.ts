@@ -83,7 +83,7 @@ describe('the admin console in Chromium', () => {
     assert.match(cells[3] ?? '', /:\d+$/, 'node');
 
     // A change the device makes appears in the feed (within a second of its ack) and the records.
-    const { result } = device.change('orders', 'o-42', 'created', { status: 'new', table: '4' });
+    const { result } = device.change('orders', 'o-42', 'created', { status: 'pending', table: '4' });
     const applied = await result;
     assert.equal(applied.status, 'applied');
     const feedRow = await page.waitForSelector(`#feed tr[data-seq="${applied.seq}"]`, { timeout: 1000 });

@@ -1,6 +1,8 @@
 // examples/kitchen-display, started with its own `run` script against a real server, in Chromium:
-// orders made by a POS device appear, "Bump" marks one ready, and a bump made while the server is
-// down (kill -9) is kept in the page's outbox and applied once after the restart.
+// orders made by a POS device appear, "Bump" marks one ready; through an offline spell of the
+// display's network (the server keeps running) a bump is queued and orders made meanwhile arrive
+// afterwards; a bump made while the server is down (kill -9) is kept in the page's outbox, also
+// across a reload of the page, and applied once after the restart.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
@@ -13,6 +15,7 @@ import type { PossyncClient } from '@possync/client/node';
 
 import { openPage, unexpectedErrors } from '../support/browser.js';
 import { makeClient } from '../support/clients.js';
+import { CuttableLink } from '../support/link.js';
 import { SERVER_BIN, TestServer, waitFor } from '../support/server.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -21,8 +24,9 @@ const R = 'r-kitchen';
 
 describe('the kitchen display example in Chromium', () => {
   let server: TestServer;
+  let link: CuttableLink; // the display's network to the server
   let example: ChildProcess;
-  let link: string;
+  let pageUrl: string;
   let context: BrowserContext;
   let page: Page;
   let errors: string[] = [];
@@ -30,12 +34,13 @@ describe('the kitchen display example in Chromium', () => {
 
   before(async () => {
     server = await new TestServer().start();
+    link = await new CuttableLink(() => server.port).start();
     example = spawn(
       RUN,
-      ['--restaurant', R, '--port', '0', '--possync', server.url, '--server-bin', SERVER_BIN, '--jwt-secret-file', server.keyFile],
+      ['--restaurant', R, '--port', '0', '--possync', link.url, '--server-bin', SERVER_BIN, '--jwt-secret-file', server.keyFile],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    link = await new Promise<string>((resolveLink, reject) => {
+    pageUrl = await new Promise<string>((resolveLink, reject) => {
       let out = '';
       example.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
@@ -54,13 +59,14 @@ describe('the kitchen display example in Chromium', () => {
     await pos?.close();
     await context?.close();
     example?.kill('SIGINT');
+    await link?.close();
     await server?.dispose();
   });
 
   const order = (id: string) => page.locator(`article.order[data-order="${id}"]`);
 
   it('shows orders live and bumps them, also across a kill -9 of the server', async () => {
-    await page.goto(link);
+    await page.goto(pageUrl);
     await page.waitForSelector('#state.live');
     assert.equal(await page.textContent('#restaurant'), R);
 
@@ -68,7 +74,7 @@ describe('the kitchen display example in Chromium', () => {
       const created = await pos.change('orders', id, 'created', {
         order_number: n,
         table: '3',
-        status: 'new',
+        status: 'pending',
         items: [{ name: 'Soup', quantity: 2 }],
         created_at: new Date().toISOString(),
       }).result;
@@ -83,26 +89,46 @@ describe('the kitchen display example in Chromium', () => {
     await order('o-1').waitFor({ state: 'detached' });
     await page.waitForSelector('#ready li:has-text("101")');
 
-    // The server dies; the bump is kept (localStorage) and shown as queued.
-    await server.kill9();
+    // An offline spell of the display's network, the server running: a bump is queued, and an
+    // order made meanwhile by the POS arrives once the network is back, with the bump applied.
+    link.cutOff();
     await page.waitForSelector('#state.offline');
     await order('o-2').locator('button.bump').click();
     await page.waitForSelector('article.order[data-order="o-2"] button.bump:has-text("queued offline")');
-    assert.equal((await page.evaluate(() => Object.keys(localStorage))).length, 1);
-
-    // Back: the bump is sent once and the order leaves the screen; new orders still arrive.
-    await server.start();
+    const during = await pos.change('orders', 'o-3', 'created', { order_number: '103', status: 'pending', items: [] }).result;
+    assert.equal(during.status, 'applied');
+    link.restore();
     await order('o-2').waitFor({ state: 'detached', timeout: 20000 });
-    await pos.ready();
-    await pos.change('orders', 'o-3', 'created', { order_number: '103', status: 'new', items: [] }).result;
     await order('o-3').waitFor({ timeout: 20000 });
+    await page.waitForSelector('#state.live');
+
+    // The server dies; a bump is kept (localStorage) and shown as queued, also after a reload.
+    await server.kill9();
+    await page.waitForSelector('#state.offline');
+    await order('o-3').locator('button.bump').click();
+    await page.waitForSelector('article.order[data-order="o-3"] button.bump:has-text("queued offline")');
+    assert.equal((await page.evaluate(() => Object.keys(localStorage))).length, 1);
+    await page.reload();
+    await page.waitForSelector('#pending:has-text("1 bump(s) queued offline")');
+
+    // Back: the bump is sent once and the order stays off the screen; new orders still arrive.
+    await server.start();
+    await page.waitForSelector('#state.live', { timeout: 20000 });
+    await pos.ready();
+    await pos.change('orders', 'o-4', 'created', { order_number: '104', status: 'pending', items: [] }).result;
+    await order('o-4').waitFor({ timeout: 20000 });
+    assert.equal(await order('o-3').count(), 0);
 
     const admin = await server.adminToken();
     const snap = await server.snapshot(R, admin);
     const status = Object.fromEntries(snap.data.orders!.map((o) => [o.id, o.status]));
-    assert.deepEqual(status, { 'o-1': 'ready', 'o-2': 'ready', 'o-3': 'new' });
+    assert.deepEqual(status, { 'o-1': 'ready', 'o-2': 'ready', 'o-3': 'ready', 'o-4': 'pending' });
     const bumps = (await server.log(R, admin)).filter((e) => e.action === 'status_changed');
-    assert.deepEqual(bumps.map((e) => [e.data.id, e.device_id]), [['o-1', 'kds-1'], ['o-2', 'kds-1']]);
+    assert.deepEqual(bumps.map((e) => [e.data.id, e.device_id]), [
+      ['o-1', 'kds-1'],
+      ['o-2', 'kds-1'],
+      ['o-3', 'kds-1'],
+    ]);
     await waitFor(async () => (await page.evaluate(() => localStorage.length)) === 0, 'the outbox emptied');
     assert.deepEqual(unexpectedErrors(errors), []);
   });

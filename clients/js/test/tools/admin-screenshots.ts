@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 12; i++) {
       const c = i % 2 ? pos1 : pos2;
       await c.change('orders', `o-${100 + (i % 5)}`, i < 5 ? 'created' : 'status_changed', {
-        status: i < 5 ? 'new' : 'preparing',
+        status: i < 5 ? 'pending' : 'preparing',
         table: String(1 + (i % 4)),
         items: [{ name: 'Tomato soup', quantity: 1 + (i % 2) }],
       }).result;
