@@ -114,6 +114,21 @@ describe('the admin console in Chromium', () => {
     await page.waitForSelector('#chart-connections svg path.line', { timeout: 10000 });
     assert.match((await page.textContent('#chart-connections figcaption b')) ?? '', /^\d+$/);
 
+    // The layout fits a 1280x800 screen and a tablet (portrait and landscape) without scrolling
+    // sideways, the devices and the feed on screen.
+    for (const viewport of [
+      { width: 1280, height: 800 },
+      { width: 820, height: 1180 },
+      { width: 1180, height: 820 },
+    ]) {
+      await page.setViewportSize(viewport);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${viewport.width}x${viewport.height}: ${overflow}px wider than the screen`);
+      for (const id of ['#devices', '#feed', '#restaurants', '#chart-changes']) {
+        assert.ok(await page.isVisible(id), `${id} at ${viewport.width}x${viewport.height}`);
+      }
+    }
+
     // Signing out forgets the token.
     await page.click('#signout');
     await page.waitForSelector('#signin:not([hidden])');
