@@ -307,6 +307,7 @@ class AdminConsole {
     byId('r-title').textContent = id;
     byId('r-seq').textContent = '';
     this.showDetailError(null);
+    this.showNotice(null);
     this.renderDevices([]);
     this.renderRestaurants();
     this.setBadge('connecting');
@@ -348,6 +349,12 @@ class AdminConsole {
     const badge = byId('r-state');
     badge.textContent = state.replace('_', ' ');
     badge.className = `badge ${state}`;
+  }
+
+  private showNotice(message: string | null): void {
+    const e = byId('r-notice');
+    e.textContent = message ?? '';
+    e.hidden = !message;
   }
 
   private showDetailError(message: string | null): void {
@@ -403,7 +410,9 @@ class AdminConsole {
     button.textContent = 'Disconnecting…';
     try {
       const res = await this.api.disconnect(restaurant, device);
-      button.textContent = `Closed ${res.disconnected}`;
+      this.showNotice(
+        `Disconnected ${device}: ${res.disconnected} connection(s) closed (4002). It may reconnect; to keep it out, revoke its token.`,
+      );
       const d = await this.api.devices(restaurant);
       if (this.selected === restaurant) this.renderDevices(d.connections);
     } catch (e) {

@@ -85,7 +85,8 @@ export class TestServer {
     while (Date.now() < deadline) {
       if (!this.running) return false;
       if (this.port === 0) {
-        const m = /listening on [^\s]*:(\d+)/.exec(readFileSync(logPath, 'utf8'));
+        // The server's start line (common/log.h, text format): `possync listening ... port=N ...`.
+        const m = /possync listening .*\bport=(\d+)/.exec(readFileSync(logPath, 'utf8'));
         if (m) this.port = Number(m[1]);
       }
       if (this.port !== 0) {
