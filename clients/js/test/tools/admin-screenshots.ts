@@ -46,15 +46,17 @@ async function main(): Promise<void> {
     await page.click('#signin-button');
     await page.click('#restaurants tr[data-restaurant="bistro-12"]', { timeout: 10000 });
     await page.waitForSelector('#r-state.live');
-    // Some traffic while the charts fill.
-    for (let i = 0; i < 12; i++) {
+    // Some traffic for about 20 seconds while the charts fill (a point every 2 s).
+    // Five orders, each through the default life cycle (docs/rules.default.json).
+    const statuses = ['pending', 'preparing', 'ready', 'served', 'completed'];
+    for (let i = 0; i < 25; i++) {
       const c = i % 2 ? pos1 : pos2;
       await c.change('orders', `o-${100 + (i % 5)}`, i < 5 ? 'created' : 'status_changed', {
-        status: i < 5 ? 'pending' : 'preparing',
+        status: statuses[Math.floor(i / 5)],
         table: String(1 + (i % 4)),
         items: [{ name: 'Tomato soup', quantity: 1 + (i % 2) }],
       }).result;
-      await sleep(400);
+      await sleep(800);
     }
     await page.waitForSelector('#chart-commit svg path.line');
     await page.screenshot({ path: join(outDir, 'admin-restaurant.png') });
