@@ -1,8 +1,8 @@
 """scripts/run and scripts/test: what each one builds and runs.
 
 Each script runs from a copy of the repository's scripts/ in a temporary directory, with stand-ins
-on PATH (cmake, ctest, git, clang-format) and in scripts/ (install-deps, pg-test-cluster, fuzz)
-that only record how they were called, so nothing is installed or built for real."""
+on PATH (cmake, ctest, git, clang-format), in scripts/ (install-deps, pg-test-cluster, fuzz) and
+for clients/js/run-tests that only record how they were called, so nothing is installed or built for real."""
 
 import os
 import shutil
@@ -28,11 +28,13 @@ class ScriptsTest(unittest.TestCase):
         os.makedirs(os.path.join(self.root, "scripts"))
         os.makedirs(os.path.join(self.root, "bin"))
         os.makedirs(os.path.join(self.root, "build", "release"))
+        os.makedirs(os.path.join(self.root, "clients", "js"))
         self.calls = os.path.join(self.root, "calls")
         for name in ("run", "test"):
             shutil.copy(os.path.join(REPO, "scripts", name), os.path.join(self.root, "scripts"))
         for path in ("scripts/install-deps", "scripts/fuzz", "bin/cmake", "bin/ctest",
-                     "bin/git", "bin/clang-format", "build/release/possync-server"):
+                     "bin/git", "bin/clang-format", "build/release/possync-server",
+                     "clients/js/run-tests"):
             self.write_executable(path, RECORDER)
 
     def write_executable(self, path, text):
@@ -61,7 +63,7 @@ class ScriptsTest(unittest.TestCase):
 
     def test_test_builds_and_tests_everything_in_both_presets_then_the_tsan_part(self):
         calls = self.run_script("test", env={"POSSYNC_TEST_PG_URL": "postgresql://x@h:1/db"})
-        builds = [c for c in calls if c.startswith(("cmake", "ctest"))]
+        builds = [c for c in calls if c.startswith(("cmake", "ctest", "run-tests"))]
         self.assertEqual(builds, [
             "cmake --preset release",
             "cmake --build --preset release",
@@ -69,6 +71,8 @@ class ScriptsTest(unittest.TestCase):
             "cmake --preset asan",
             "cmake --build --preset asan",
             "ctest --preset asan --timeout 600",
+            # The JavaScript SDK's, admin console's and example's tests, against the release build.
+            "run-tests",
             # The tsan presets build only what their tests need and select the tests labelled tsan.
             "cmake --preset tsan",
             "cmake --build --preset tsan",
