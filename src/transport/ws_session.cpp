@@ -396,11 +396,11 @@ void WsSession<Stream>::handle_text(std::string_view text, bool within_budget) {
 
 template <class Stream>
 void WsSession<Stream>::handle_change(ChangeMsg msg) {
-  if (info_.observer) {
-    return send_error({errc::kForbidden, "an observer connection cannot make changes"},
-                      msg.client_change_id ? msg.change.change_id : std::string());
-  }
-  if (auto refused = ctx_.auth.permit(caller_, msg.change)) {
+  // An observer makes no changes; a device only those its role permits.
+  auto refused = info_.observer
+                     ? Error{errc::kForbidden, "an observer connection cannot make changes"}
+                     : ctx_.auth.permit(caller_, msg.change);
+  if (refused) {
     return send_error(*refused, msg.client_change_id ? msg.change.change_id : std::string());
   }
   const auto now = TwinDetector::Clock::now();
