@@ -51,11 +51,4 @@ std::optional<Error> CatchUp::pump(Store& store, std::string_view restaurant, st
   return std::nullopt;
 }
 
-bool CatchUp::take_live(std::uint64_t seq) {
-  if (catching_up_ || seq <= last_sent_) return false;
-  last_sent_ = seq;
-  if (first_live_ == 0) first_live_ = seq;
-  return true;
-}
-
 }  // namespace possync

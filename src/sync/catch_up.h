@@ -56,8 +56,13 @@ class CatchUp {
                             Room& room, Sink& sink);
 
   // A live delivery of `seq`: whether it is new to this connection (and is now counted as sent).
-  // False while catching up.
-  bool take_live(std::uint64_t seq);
+  // False while catching up. Inline: it runs for every delivery.
+  bool take_live(std::uint64_t seq) {
+    if (catching_up_ || seq <= last_sent_) return false;
+    last_sent_ = seq;
+    if (first_live_ == 0) first_live_ = seq;
+    return true;
+  }
 
   // The highest seq sent on this connection.
   std::uint64_t last_sent() const { return last_sent_; }
