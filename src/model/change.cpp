@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <initializer_list>
 #include <random>
@@ -153,7 +154,13 @@ std::optional<Error> check_rule_data(const Change& c, std::size_t max_id_bytes) 
 
 std::string new_change_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("srv-{}-{:016x}", now_ms(), rng());
+  // Every change of today's app gets one: written without a format string.
+  char text[48] = "srv-";
+  char* p = std::to_chars(text + 4, text + sizeof text, now_ms()).ptr;
+  *p++ = '-';
+  const std::uint64_t random = rng();
+  for (int shift = 60; shift >= 0; shift -= 4) *p++ = "0123456789abcdef"[(random >> shift) & 0xf];
+  return std::string(text, p);
 }
 
 }  // namespace possync
