@@ -71,19 +71,35 @@ std::size_t IoLoops::home(std::string_view restaurant) const {
 void IoLoops::defer(std::size_t loop, Task task) {
   Loop& l = *loops_[loop];
   l.deferred.push_back(std::move(task));
-  if (l.turn_end_posted) return;
-  l.turn_end_posted = true;
+  post_turn_end(l);
+}
+
+void IoLoops::write_at_turn_end(std::size_t loop, std::shared_ptr<Writer> writer) {
+  Loop& l = *loops_[loop];
+  l.writers.push_back(std::move(writer));
+  post_turn_end(l);
+}
+
+void IoLoops::post_turn_end(Loop& loop) {
+  if (loop.turn_end_posted) return;
+  loop.turn_end_posted = true;
   // Queued behind the handlers already waiting on this loop: they run first.
-  net::post(l.ioc, [this, &l] { run_deferred(l); });
+  net::post(loop.ioc, [this, &loop] { run_deferred(loop); });
 }
 
 void IoLoops::run_deferred(Loop& loop) {
-  // Tasks may defer more (a write that completes at once, a flush that submits): run those too.
-  while (!loop.deferred.empty()) {
-    // Swapped with a spare list, so both keep their capacity from turn to turn.
-    loop.deferred.swap(loop.running);
-    for (auto& task : loop.running) task();
-    loop.running.clear();
+  // Tasks may defer more (a flush that submits, a commit that delivers) and writes may too (a
+  // write that completes at once goes on with a catch-up): run those as well. Lists are swapped
+  // with spare ones, so both keep their capacity from turn to turn.
+  while (!loop.deferred.empty() || !loop.writers.empty()) {
+    while (!loop.deferred.empty()) {
+      loop.deferred.swap(loop.running);
+      for (auto& task : loop.running) task();
+      loop.running.clear();
+    }
+    loop.writers.swap(loop.writing);
+    for (auto& writer : loop.writing) writer->write_now();
+    loop.writing.clear();
   }
   loop.turn_end_posted = false;
 }

@@ -8,8 +8,10 @@
 // - a receive buffer: a connection reads into it when its socket is readable and keeps only the
 //   bytes of an unfinished frame, so an idle connection holds no buffer;
 // - end-of-turn work (defer): runs once the handlers already queued on the loop have run, e.g. the
-//   writes of every connection that got something to send, so that each connection's messages of
-//   one turn leave in one system call, and the changes read in one turn go to the writer together.
+//   changes read in one turn go to the writer together;
+// - end-of-turn writes (write_at_turn_end): the connections that got something to send write it
+//   after every end-of-turn task has run, so that all a connection got in one turn (deliveries of
+//   several commits, an ack) leaves in one system call.
 //
 // Thread-safety: post() and current() from any thread; context(), buffer() and defer() only on
 // the loop's own thread (context() also before run()).
@@ -51,6 +53,18 @@ class IoLoops final : public Loops {
   // Runs `task` on `loop` (the calling thread's own) at the end of the current turn.
   void defer(std::size_t loop, Task task);
 
+  // A connection with something to write (a list entry costs no allocation, unlike a Task).
+  class Writer {
+   public:
+    virtual void write_now() = 0;
+
+   protected:
+    ~Writer() = default;
+  };
+  // Calls `writer->write_now()` on `loop` (the calling thread's own) once the end-of-turn tasks,
+  // including those they add, have run.
+  void write_at_turn_end(std::size_t loop, std::shared_ptr<Writer> writer);
+
   // Runs loop 0 on the calling thread and every other loop on a thread of its own (named
   // possync-io) until stop(); returns once all have stopped.
   void run();
@@ -65,6 +79,8 @@ class IoLoops final : public Loops {
     std::vector<char> buffer = std::vector<char>(64 * 1024);
     std::vector<Task> deferred;
     std::vector<Task> running;  // the deferred tasks being run
+    std::vector<std::shared_ptr<Writer>> writers;
+    std::vector<std::shared_ptr<Writer>> writing;  // the writers being run
     bool turn_end_posted = false;
     // Tasks posted from any thread, run in the order they were posted (io_context alone would
     // let a loop's posts to itself overtake other threads' earlier ones).
@@ -73,6 +89,7 @@ class IoLoops final : public Loops {
     bool inbox_posted = false;
   };
   void run_deferred(Loop& loop);
+  void post_turn_end(Loop& loop);
   void run_inbox(Loop& loop);
 
   std::vector<std::unique_ptr<Loop>> loops_;

@@ -605,10 +605,13 @@ template <class Stream>
 void WsSession<Stream>::schedule_write() {
   if (write_scheduled_ || writing_ || socket_closed_) return;
   write_scheduled_ = true;
-  ctx_.loops.defer(loop_, [self = this->shared_from_this()] {
-    self->write_scheduled_ = false;
-    self->write_queued();
-  });
+  ctx_.loops.write_at_turn_end(loop_, this->shared_from_this());
+}
+
+template <class Stream>
+void WsSession<Stream>::write_now() {
+  write_scheduled_ = false;
+  write_queued();
 }
 
 template <class Stream>

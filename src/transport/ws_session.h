@@ -39,6 +39,7 @@
 #include "sync/catch_up.h"
 #include "sync/hub.h"
 #include "sync/twin_detector.h"
+#include "transport/io_loops.h"
 #include "transport/ordered_intake.h"
 #include "transport/server_context.h"
 #include "transport/streams.h"
@@ -56,7 +57,9 @@ struct ConnectionInfo {
 
 // `Stream` is PlainStream (ws://) or TlsStream (wss://); both are compiled in ws_session.cpp.
 template <class Stream>
-class WsSession final : public Subscriber, public std::enable_shared_from_this<WsSession<Stream>> {
+class WsSession final : public Subscriber,
+                        public IoLoops::Writer,
+                        public std::enable_shared_from_this<WsSession<Stream>> {
  public:
   // `stream` runs on loop `loop`'s io_context; `keep_alive` holds what the stream needs for as
   // long as the session lives (its TLS context).
@@ -126,6 +129,7 @@ class WsSession final : public Subscriber, public std::enable_shared_from_this<W
                bool raw = false);
   // Writes at the end of the loop's turn.
   void schedule_write();
+  void write_now() override;  // IoLoops::Writer: the end-of-turn write schedule_write() asked for
   void write_queued();
   // Takes `bytes` written off the front of the queue.
   void written(std::size_t bytes);
