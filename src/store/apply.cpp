@@ -428,6 +428,9 @@ Outcome apply_one(Context& ctx, const ChangeRequest& request) {
   }
   boost::json::value merged =
       record ? boost::json::value(std::move(*record)) : boost::json::value(boost::json::object{});
+  // Room for the data's fields and the three commit_change() sets, at once: the object would
+  // otherwise grow (and rehash) a few times on its way.
+  merged.get_object().reserve(merged.get_object().size() + change.data.size() + 3);
   merge_patch(merged, change.data);
   return commit_change(ctx, change, std::move(merged.as_object()), true);
 }
