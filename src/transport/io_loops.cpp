@@ -30,8 +30,10 @@ void IoLoops::post(std::size_t loop, std::vector<Task> tasks) {
       // From the loop's own thread with nothing from other threads waiting: the tasks join this
       // turn's end-of-turn work instead of a handler of their own (each handler a loop runs
       // costs it a poll of its sockets, an epoll_wait; with the memory store one change used to
-      // take three). The order holds: whatever another thread posts from now on is queued
-      // behind the end-of-turn run.
+      // take three). What other threads post from now on waits in the inbox until that work has
+      // run: the end-of-turn run takes it over (asio would run their handler first, as this
+      // thread's own posts join its queue only when the current handler returns).
+      l.inbox_held = true;
       for (auto& task : tasks) defer(loop, std::move(task));
       return;
     }
@@ -41,7 +43,7 @@ void IoLoops::post(std::size_t loop, std::vector<Task> tasks) {
       l.inbox.insert(l.inbox.end(), std::make_move_iterator(tasks.begin()),
                      std::make_move_iterator(tasks.end()));
     }
-    wake = !std::exchange(l.inbox_posted, true);
+    wake = !l.inbox_held && !std::exchange(l.inbox_posted, true);
   }
   if (wake) net::post(l.ioc, [this, &l] { run_inbox(l); });
 }
@@ -91,15 +93,26 @@ void IoLoops::run_deferred(Loop& loop) {
   // Tasks may defer more (a flush that submits, a commit that delivers) and writes may too (a
   // write that completes at once goes on with a catch-up): run those as well. Lists are swapped
   // with spare ones, so both keep their capacity from turn to turn.
-  while (!loop.deferred.empty() || !loop.writers.empty()) {
-    while (!loop.deferred.empty()) {
-      loop.deferred.swap(loop.running);
-      for (auto& task : loop.running) task();
-      loop.running.clear();
+  for (;;) {
+    while (!loop.deferred.empty() || !loop.writers.empty()) {
+      while (!loop.deferred.empty()) {
+        loop.deferred.swap(loop.running);
+        for (auto& task : loop.running) task();
+        loop.running.clear();
+      }
+      loop.writers.swap(loop.writing);
+      for (auto& writer : loop.writing) writer->write_now();
+      loop.writing.clear();
     }
-    loop.writers.swap(loop.writing);
-    for (auto& writer : loop.writing) writer->write_now();
-    loop.writing.clear();
+    // What other threads posted while this turn held the inbox (post()), in their order.
+    std::vector<Task> held;
+    {
+      std::lock_guard lock(loop.inbox_mutex);
+      if (!loop.inbox_held) break;
+      loop.inbox_held = false;
+      held.swap(loop.inbox);
+    }
+    for (const auto& task : held) task();
   }
   loop.turn_end_posted = false;
 }

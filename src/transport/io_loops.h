@@ -1,8 +1,10 @@
 // IoLoops: the server's I/O threads, one event loop (io_context) each. A connection is given to
 // one loop when it is accepted and lives on that loop's thread alone, so its handlers need no
 // strand and no lock, and work posted from the loop's own thread costs no wake-up. Other threads
-// (the commit pipeline's writer, SqliteStore's sync thread, the broker) hand work to a loop with
-// Loops::post: one hand-over for everything a published batch brings to that loop.
+// (the commit pipeline's writer, the broker) hand work to a loop with Loops::post: one hand-over
+// for everything a published batch brings to that loop. A post from the loop's own thread (the
+// memory store commits there) joins the turn's end-of-turn work when nothing from other threads
+// waits before it.
 //
 // Each loop also offers what its connections share:
 // - a receive buffer: a connection reads into it when its socket is readable and keeps only the
@@ -13,8 +15,8 @@
 //   after every end-of-turn task has run, so that all a connection got in one turn (deliveries of
 //   several commits, an ack) leaves in one system call.
 //
-// Thread-safety: post() and current() from any thread; context(), buffer() and defer() only on
-// the loop's own thread (context() also before run()).
+// Thread-safety: post() and current() from any thread; context(), buffer(), defer() and
+// write_at_turn_end() only on the loop's own thread (context() also before run()).
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -87,6 +89,8 @@ class IoLoops final : public Loops {
     std::mutex inbox_mutex;
     std::vector<Task> inbox;
     bool inbox_posted = false;
+    // The loop's own posts joined its end-of-turn work: that run takes over the inbox when done.
+    bool inbox_held = false;
   };
   void run_deferred(Loop& loop);
   void post_turn_end(Loop& loop);
