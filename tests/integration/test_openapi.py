@@ -668,6 +668,15 @@ class OpenApiResponsesTest(ServerTestCase):
 
     # ---- one checked exchange ----
 
+    def refuses_non_admins(self, server, method, target, *, expired, manager):
+        """An admin operation: no token 401 unauthorized, an expired one 401 token_expired, a
+        manager's 403 forbidden."""
+        self.call(server, method, target, status=401, code="unauthorized", request=None)
+        self.call(server, method, target, token=expired, status=401, code="token_expired",
+                  request=None)
+        self.call(server, method, target, token=manager, status=403, code="forbidden",
+                  request=None)
+
     def call(self, server, method, target, *, token=None, body=None, headers=(), status,
              code=None, request="valid", sock=None, raw=None):
         """Sends one request, checks the response against the document, and returns it.
@@ -940,10 +949,7 @@ class OpenApiResponsesTest(ServerTestCase):
         res = self.call(server, "POST", path, token=admin, status=200)
         self.assertEqual(res.json, {"restaurant_id": "rest-1", "disconnected": 0})
         self.call(server, "POST", path + "?device_id=pos-1", token=admin, status=200)
-        self.call(server, "POST", path, token=expired, status=401, code="token_expired",
-                  request=None)
-        self.call(server, "POST", path, token=manager, status=403, code="forbidden",
-                  request=None)
+        self.refuses_non_admins(server, "POST", path, expired=expired, manager=manager)
         self.call(server, "POST", "/api/admin/restaurants/r%7Fx/disconnect", token=admin,
                   status=400, code="invalid_field", request="invalid")
         self.call(server, "POST", path, token=admin, status=413, code="payload_too_large",
@@ -953,11 +959,7 @@ class OpenApiResponsesTest(ServerTestCase):
         res = self.call(server, "GET", devices, token=admin, status=200)
         self.assertEqual(res.json["connections"], [])
         self.call(server, "GET", devices + "?token=" + q(admin), status=200)
-        self.call(server, "GET", devices, status=401, code="unauthorized", request=None)
-        self.call(server, "GET", devices, token=expired, status=401, code="token_expired",
-                  request=None)
-        self.call(server, "GET", devices, token=manager, status=403, code="forbidden",
-                  request=None)
+        self.refuses_non_admins(server, "GET", devices, expired=expired, manager=manager)
         self.call(server, "GET", "/api/admin/restaurants/r%7Fx/devices", token=admin,
                   status=400, code="invalid_field", request="invalid")
         self.call(server, "GET", "/api/admin/restaurants/nowhere/devices", token=admin,
@@ -1006,11 +1008,7 @@ class OpenApiResponsesTest(ServerTestCase):
         self.call(server, "DELETE", base + "/x%01", token=admin, status=400,
                   code="invalid_field", request="invalid")
         for method, path in (("GET", base), ("GET", one), ("PUT", one), ("DELETE", one)):
-            self.call(server, method, path, status=401, code="unauthorized", request=None)
-            self.call(server, method, path, token=expired, status=401, code="token_expired",
-                      request=None)
-            self.call(server, method, path, token=manager, status=403, code="forbidden",
-                      request=None)
+            self.refuses_non_admins(server, method, path, expired=expired, manager=manager)
         res = self.call(server, "DELETE", one, token=admin, status=200)
         self.assertEqual(res.json, {"restaurant_id": "rest-1", "device_id": "till-1",
                                     "removed": True, "disconnected": 0})
