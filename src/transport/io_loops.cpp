@@ -8,8 +8,12 @@ namespace net = boost::asio;
 
 namespace possync {
 namespace {
-// The loop the calling thread runs, if any.
-thread_local std::optional<std::size_t> t_loop;
+// The loop the calling thread runs, if any, and the IoLoops it belongs to.
+struct ThreadLoop {
+  const IoLoops* owner = nullptr;
+  std::size_t index = 0;
+};
+thread_local ThreadLoop t_loop;
 }  // namespace
 
 IoLoops::IoLoops(std::size_t count) {
@@ -19,14 +23,39 @@ IoLoops::IoLoops(std::size_t count) {
   }
 }
 
-IoLoops::~IoLoops() = default;
+IoLoops::~IoLoops() {
+  // Work that never ran (posted after stop(), or cut off by it) may hold connections of any loop:
+  // a task's delivery targets span loops. Drop it everywhere while every io_context still exists,
+  // so a connection it kept alive closes its socket against a live loop; again if dropping it
+  // posted more.
+  for (bool dropped = true; dropped;) {
+    dropped = false;
+    for (auto& l : loops_) {
+      std::vector<Task> tasks, deferred, running;
+      std::vector<std::shared_ptr<Writer>> writers, writing;
+      {
+        std::lock_guard lock(l->inbox_mutex);
+        tasks.swap(l->inbox);
+      }
+      deferred.swap(l->deferred);
+      running.swap(l->running);
+      writers.swap(l->writers);
+      writing.swap(l->writing);
+      dropped = dropped || !tasks.empty() || !deferred.empty() || !running.empty() ||
+                !writers.empty() || !writing.empty();
+    }
+  }
+}
 
 void IoLoops::post(std::size_t loop, std::vector<Task> tasks) {
   Loop& l = *loops_.at(loop);
+  // Nothing to run: no hand-over (an empty one would hold the inbox, or wake the loop, for
+  // nothing and let a later post overtake an earlier one).
+  if (tasks.empty()) return;
   bool wake = false;
   {
     std::lock_guard lock(l.inbox_mutex);
-    if (t_loop == loop && l.inbox.empty()) {
+    if (current() == loop && l.inbox.empty()) {
       // From the loop's own thread with nothing from other threads waiting: the tasks join this
       // turn's end-of-turn work instead of a handler of their own (each handler a loop runs
       // costs it a poll of its sockets, an epoll_wait; with the memory store one change used to
@@ -59,7 +88,8 @@ void IoLoops::run_inbox(Loop& loop) {
 }
 
 std::optional<std::size_t> IoLoops::current() const {
-  return t_loop;
+  if (t_loop.owner != this) return std::nullopt;
+  return t_loop.index;
 }
 
 std::size_t IoLoops::pick() {
@@ -121,13 +151,13 @@ void IoLoops::run() {
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < loops_.size(); ++i) {
     threads.push_back(start_named_thread("possync-io", [this, i] {
-      t_loop = i;
+      t_loop = {this, i};
       loops_[i]->ioc.run();
     }));
   }
-  t_loop = 0;
+  t_loop = {this, 0};
   loops_[0]->ioc.run();
-  t_loop.reset();
+  t_loop = {};
   for (auto& t : threads) t.join();
 }
 

@@ -35,6 +35,7 @@ namespace possync {
 class IoLoops final : public Loops {
  public:
   explicit IoLoops(std::size_t count);
+  // Tasks and writes that never ran are destroyed unrun, before any loop's io_context.
   ~IoLoops() override;
   IoLoops(const IoLoops&) = delete;
   IoLoops& operator=(const IoLoops&) = delete;
@@ -70,7 +71,7 @@ class IoLoops final : public Loops {
   // Runs loop 0 on the calling thread and every other loop on a thread of its own (named
   // possync-io) until stop(); returns once all have stopped.
   void run();
-  // Stops every loop (pending handlers are not run). Thread-safe.
+  // Stops every loop (pending handlers, tasks and writes are not run). Thread-safe.
   void stop();
 
  private:

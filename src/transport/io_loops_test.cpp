@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -115,6 +116,65 @@ TEST_F(IoLoopsTest, PostsFromAnotherThreadKeepTheirOrder) {
   const auto got = events(100);
   ASSERT_EQ(got.size(), 100u);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], std::to_string(i));
+}
+
+TEST_F(IoLoopsTest, AnEmptyPostFromTheLoopHoldsNothingBack) {
+  on_loop([this] {
+    loops_.post(0, {});
+    record("current");
+  });
+  // Had the empty post held the inbox, this would wait for an end-of-turn run that never comes.
+  post_from_other_thread(recorder("other"));
+  EXPECT_EQ(events(2), (std::vector<std::string>{"current", "other"}));
+}
+
+TEST_F(IoLoopsTest, AnEmptyPostFromAnotherThreadLetsNothingOvertake) {
+  on_loop([this] {
+    // Nothing: no handler of its own, which could run other threads' later posts early.
+    std::thread([this] { loops_.post(0, {}); }).join();
+    loops_.post(0, {recorder("own")});
+    post_from_other_thread(recorder("other, after own"));
+    record("current");
+  });
+  EXPECT_EQ(events(3), (std::vector<std::string>{"current", "own", "other, after own"}));
+}
+
+TEST_F(IoLoopsTest, AThreadRunningAnotherIoLoopsPostsAsAStranger) {
+  IoLoops other{1};
+  std::thread runner([&] { other.run(); });
+  Loops::Task on_this_loop = [this] {
+    record(loops_.current() == 0 ? "ran on the loop" : "ran elsewhere");
+  };
+  // Runs on loop 0 of `other`, not of loops_: its post to loops_ is another thread's.
+  Loops::Task on_other_loop = [&] {
+    record(loops_.current() ? "current set" : "current unset");
+    loops_.post(0, {on_this_loop});
+  };
+  other.post(0, {on_other_loop});
+  EXPECT_EQ(events(2), (std::vector<std::string>{"current unset", "ran on the loop"}));
+  other.stop();
+  runner.join();
+}
+
+TEST(IoLoopsDestruction, DropsWorkThatNeverRanBeforeAnyLoopGoes) {
+  // A task waiting on loop 1 holds a timer of loop 0 (as a delivery holds connections of other
+  // loops): it must be destroyed while loop 0's io_context still exists (ASan sees it otherwise).
+  bool task_gone = false;
+  {
+    IoLoops loops{2};
+    auto timer = std::make_shared<boost::asio::steady_timer>(loops.context(0));
+    struct Flag {
+      explicit Flag(bool& gone) : gone(gone) {}
+      ~Flag() { gone = true; }
+      bool& gone;
+    };
+    auto flag = std::make_shared<Flag>(task_gone);
+    loops.post(1, {[timer, flag] { ADD_FAILURE() << "a task of a loop that never ran ran"; }});
+    timer.reset();
+    flag.reset();
+    EXPECT_FALSE(task_gone);
+  }
+  EXPECT_TRUE(task_gone);
 }
 
 }  // namespace
