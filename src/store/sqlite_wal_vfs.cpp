@@ -78,6 +78,9 @@ int gather(File* f, const void* data, int amount, sqlite3_int64 offset) {
   g_writes_gathered.fetch_add(1, std::memory_order_relaxed);
   const auto* p = static_cast<const unsigned char*>(data);
   const auto n = static_cast<std::size_t>(amount);
+  // Taken before any flush below, which forgets it: a commit frame's page must reach the file
+  // before COMMIT returns even when the buffer filled up between the frame's header and its page.
+  const bool commit_page = g.commit_page_next;
   if (n > kMaxGathered) {  // never from SQLite's WAL code (it writes a page at a time)
     if (const int rc = flush(f); rc != SQLITE_OK) return rc;
     return real_methods(f).xWrite(f->real, data, amount, offset);
@@ -89,7 +92,7 @@ int gather(File* f, const void* data, int amount, sqlite3_int64 offset) {
   if (g.bytes.empty()) g.offset = offset;
   // Within the capacity reserved at open: no allocation, no copy of what is gathered.
   g.bytes.insert(g.bytes.end(), p, p + n);
-  if (g.commit_page_next) return flush(f);
+  if (commit_page) return flush(f);
   g.commit_page_next = n == kFrameHeaderBytes && big_endian32(p + 4) != 0;
   return SQLITE_OK;
 }

@@ -97,6 +97,57 @@ TEST_F(SqliteWalVfsTest, ATransactionLargerThanTheBufferIsWrittenInParts) {
   EXPECT_EQ(reader.text("PRAGMA integrity_check"), "ok");
 }
 
+// The buffer holds 8 MiB: with 4 KiB pages, frames of 4,120 bytes, the 2,037th frame of a
+// transaction has its header in one write of the file and its page in the next. When that frame
+// is the commit frame, its page must be in the file when COMMIT returns, as every other commit's.
+TEST_F(SqliteWalVfsTest, ACommitFrameSplitByAFullBufferIsWholeInTheFile) {
+  auto writer = open_writer();
+  ASSERT_EQ(writer->text("PRAGMA page_size"), "4096");
+  constexpr std::uintmax_t kFrameBytes = 24 + 4096;
+  constexpr std::uintmax_t kSplitCommitFrame = 2037;
+  const std::string wal = db_.string() + "-wal";
+  // Inserts `rows` rows of one page each into a new table, in one transaction; returns the
+  // frames it added to the WAL, or -1 if the WAL does not end with a whole frame after COMMIT.
+  int table = 0;
+  auto frames_of_insert = [&](int rows) -> long {
+    const std::string name = "p" + std::to_string(table++);
+    EXPECT_EQ(writer->exec("CREATE TABLE " + name + "(k INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
+              SQLITE_OK);
+    const auto before = fs::file_size(wal);
+    EXPECT_EQ(writer->exec("BEGIN IMMEDIATE; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT "
+                           "i + 1 FROM n WHERE i < " +
+                           std::to_string(rows) + ") INSERT INTO " + name +
+                           " SELECT i, printf('%.3000c', 'x') FROM n; COMMIT;"),
+              SQLITE_OK)
+        << writer->error();
+    const auto added = fs::file_size(wal) - before;
+    return added % kFrameBytes == 0 ? static_cast<long>(added / kFrameBytes) : -1;
+  };
+  // A first transaction far from the split tells how many frames beyond its rows one takes (a
+  // few more for a larger one: its B-tree has more interior pages).
+  const long probe = frames_of_insert(1000);
+  ASSERT_GT(probe, 1000);
+  const long guess = static_cast<long>(kSplitCommitFrame) - (probe - 1000);
+  bool split = false;
+  long last_rows = 0;
+  for (long r = guess - 8; !split && r <= guess + 2; ++r) {
+    const long frames = frames_of_insert(static_cast<int>(r));
+    ASSERT_NE(frames, -1) << "a commit of " << r << " rows left part of its last frame unwritten";
+    split = frames == static_cast<long>(kSplitCommitFrame);
+    last_rows = r;
+  }
+  EXPECT_TRUE(split) << "no transaction had its commit frame at the buffer's end";
+  // What a kill -9 right now leaves on disk holds that last transaction whole.
+  const fs::path copy = dir_.path() / "copy";
+  fs::create_directory(copy);
+  fs::copy_file(db_, copy / "vfs.db");
+  fs::copy_file(wal, copy / "vfs.db-wal");
+  Connection recovered(copy / "vfs.db", nullptr);
+  EXPECT_EQ(recovered.text("SELECT count(*) FROM p" + std::to_string(table - 1)),
+            std::to_string(last_rows));
+  EXPECT_EQ(recovered.text("PRAGMA integrity_check"), "ok");
+}
+
 TEST_F(SqliteWalVfsTest, RecoveryAfterACrashFindsEveryCommit) {
   auto writer = open_writer();
   for (int i = 0; i < 5; ++i) ASSERT_EQ(insert(*writer, i * 100, 100), SQLITE_OK);
