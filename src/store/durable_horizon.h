@@ -17,8 +17,9 @@ namespace possync {
 
 // How far a log read may go: for each restaurant with commits not yet durable, its last durable
 // seq. The writer registers a commit before its COMMIT (so a reader whose snapshot sees the commit
-// finds it here) and the syncer drops it once durable. Readers never wait: a catch-up simply stops
-// at the horizon and gets the rest live, once published.
+// finds it here) and the syncer drops it once durable. Readers need not wait: a catch-up simply
+// stops at the horizon and gets the rest live, once published. (SqliteStore waits in one case: a
+// read that saw a commit prune the log past the horizon.)
 class DurableHorizon {
  public:
   // Commit `commit` is about to make `outcomes` visible (called before its COMMIT).

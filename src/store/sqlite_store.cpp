@@ -659,7 +659,7 @@ class SqliteStore final : public Store {
       rd.log.bind(1, r).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
       while (rd.log.step()) page.entries.push_back(log_entry_from_row(rd.log, r));
       // After the reads: every commit they saw is registered by now.
-      if (auto durable = horizon_.limit(r)) {
+      if (auto durable = durable_limit(r, page.head)) {
         std::erase_if(page.entries, [&](const LogEntry& e) { return e.seq > *durable; });
         page.head.seq = std::min(page.head.seq, *durable);
       }
@@ -687,7 +687,7 @@ class SqliteStore final : public Store {
   Result<LogHead> head(std::string_view r) override {
     return with_reader<LogHead>([&](Reader& rd) {
       LogHead head = read_head(rd.head, r);
-      if (auto durable = horizon_.limit(r)) head.seq = std::min(head.seq, *durable);
+      if (auto durable = durable_limit(r, head)) head.seq = std::min(head.seq, *durable);
       return head;
     });
   }
@@ -708,6 +708,19 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // The highest seq of `r` a read that saw `head` may serve, or nullopt for all it saw. A read is
+  // cut at the durable horizon, except when what it saw pruned the log past it (one commit added
+  // more of the restaurant's changes than --retain-changes keeps): cut there, it would offer a
+  // head below its own pruned seq. Such a read waits for the sync under way instead.
+  std::optional<std::uint64_t> durable_limit(std::string_view r, const LogHead& head) {
+    auto durable = horizon_.limit(r);
+    if (durable && head.pruned_seq > *durable) {
+      syncer_.wait_durable(syncer_.begun());
+      return std::nullopt;
+    }
+    return durable;
+  }
+
   // Runs `fn` in a read transaction on a pooled connection (one consistent snapshot).
   template <class T, class Fn>
   Result<T> with_reader(Fn&& fn) {

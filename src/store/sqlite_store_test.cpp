@@ -384,6 +384,58 @@ TEST_F(SqliteStoreTest, NothingIsReadOrPublishedBeforeTheSync) {
   EXPECT_EQ(store.head("r1")->seq, 3u);
 }
 
+TEST_F(SqliteStoreTest, AReadThatSawACommitPrunePastTheHorizonWaitsForItsSync) {
+  auto gate = std::make_shared<SyncGate>();
+  SqliteOptions options{db_path(), 2};
+  std::atomic<bool> hold{false};
+  options.before_sync = [gate, &hold] {
+    if (hold) gate->hold();
+  };
+  auto opened = open_sqlite_store(options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  auto& store = **opened;
+  constexpr std::uint64_t kRetain = 2;
+  auto commit_orders = [&](int from, int to) {
+    std::vector<ChangeRequest> batch;
+    for (int i = from; i <= to; ++i) {
+      batch.push_back(upd("c" + std::to_string(i), "o" + std::to_string(i)));
+    }
+    auto result = store.commit(batch, {kNow, kRetain});
+    EXPECT_TRUE(result.has_value());
+  };
+  commit_orders(1, 3);  // durable: seqs 1..3, pruned to 1
+  ASSERT_EQ(store.head("r1")->pruned_seq, 1u);
+
+  // One commit of five changes (seqs 4..8) prunes to 6, past the durable seq 3; held in its sync.
+  hold = true;
+  std::thread writer([&] { commit_orders(4, 8); });
+  gate->wait_arrived();
+  // Cut at seq 3, a read would offer head 3 with the log pruned to 6: it waits for the sync.
+  std::atomic<bool> read_done{false};
+  std::optional<LogPage> page;
+  std::optional<LogHead> head;
+  std::thread reader([&] {
+    auto read = store.read_log("r1", 3, 100);
+    auto got_head = store.head("r1");
+    if (read) page = std::move(*read);
+    if (got_head) head = *got_head;
+    read_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(read_done) << "a read served a head below its pruned seq";
+  gate->open();
+  writer.join();
+  reader.join();
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->head.seq, 8u);
+  EXPECT_EQ(page->head.pruned_seq, 6u);
+  ASSERT_EQ(page->entries.size(), 2u);
+  EXPECT_EQ(page->entries[0].seq, 7u);
+  EXPECT_EQ(page->entries[1].seq, 8u);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->seq, 8u);
+}
+
 TEST_F(SqliteStoreTest, WhenDurableCallbacksRunInOrder) {
   auto store = open();
   ASSERT_NE(store, nullptr);
