@@ -19,17 +19,18 @@ std::optional<Error> CatchUp::pump(Store& store, std::string_view restaurant, st
   while (catching_up_ && sink.has_room()) {
     auto page = store.read_log(restaurant, cursor_, page_size);
     if (!page) return page.error();
-    if (first_page_) {
-      first_page_ = false;
-      const LogHead& head = page->head;
-      if (cursor_ < head.pruned_seq || cursor_ > head.seq) {
-        sink.reset_required(
-            head.seq, cursor_ > head.seq ? "since is ahead of the server's log; reload the snapshot"
-                                         : "history after since was pruned; reload the snapshot");
-        cursor_ = head.seq;
-        last_sent_ = std::max(last_sent_, cursor_);
-        continue;
-      }
+    const LogHead& head = page->head;
+    const bool ahead = first_page_ && cursor_ > head.seq;
+    first_page_ = false;
+    // Every page: the log may have been pruned past the cursor while the catch-up waited for room
+    // in the queue, and reading on would skip what was pruned.
+    if (cursor_ < head.pruned_seq || ahead) {
+      sink.reset_required(head.seq, ahead
+                                        ? "since is ahead of the server's log; reload the snapshot"
+                                        : "history after since was pruned; reload the snapshot");
+      cursor_ = head.seq;
+      last_sent_ = std::max(last_sent_, cursor_);
+      continue;
     }
     bool stopped_early = false;
     for (const auto& entry : page->entries) {

@@ -203,5 +203,24 @@ TEST_F(CatchUpTest, SincePrunedAsksForAReset) {
   EXPECT_TRUE(d->catch_up.live());
 }
 
+TEST_F(CatchUpTest, HistoryPrunedWhileTheCatchUpWaitsAsksForAReset) {
+  for (int i = 0; i < 10; ++i) commit(/*retain=*/8);  // pruned to 2
+  auto d = connect();
+  d->give_room(2);
+  d->catch_up.start(2);
+  pump(*d);
+  EXPECT_EQ(d->seqs, (std::vector<std::uint64_t>{3, 4}));
+  // While the device's queue is full, the log is pruned past where its catch-up stands.
+  for (int i = 0; i < 20; ++i) commit(/*retain=*/8);
+  auto page = store_->read_log(kRestaurant, 0, 1);
+  ASSERT_TRUE(page);
+  ASSERT_GT(page->head.pruned_seq, 5u);
+  d->give_room(100);
+  pump(*d);
+  // Not 3, 4 and then the retained tail (a silent gap): a reset to the head.
+  EXPECT_EQ(d->sent, (std::vector<std::string>{"e3", "e4", "reset30", "caught_up30"}));
+  EXPECT_TRUE(d->catch_up.live());
+}
+
 }  // namespace
 }  // namespace possync
