@@ -344,7 +344,10 @@ class Writer final : public StoreTxn {
     for (const auto r : restaurants) restaurant_ids.add(r);
     const std::string restaurants_text = restaurant_ids.text();
 
-    conn_.queue_sql("BEGIN");
+    // READ COMMITTED whatever the database's default: each statement must see what the previous
+    // holder of a head lock committed (under REPEATABLE READ, locking a head another node moved
+    // on fails with a serialization error).
+    conn_.queue_sql("BEGIN ISOLATION LEVEL READ COMMITTED");
     conn_.queue("ensure_heads", {restaurants_text});
     conn_.queue("lock_heads", {restaurants_text});
     conn_.queue("find_changes", {ids_restaurant.text(), ids_change_id.text()});
