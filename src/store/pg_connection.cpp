@@ -66,8 +66,15 @@ void PgConnection::ensure() {
     // one generic plan is always right. Without this, statements taking arrays (the writer's
     // unnest() batches) are planned again on every execution: the planner's generic estimate of
     // an array parameter is far above the few elements a batch has, so it keeps custom plans.
+    //
+    // A transaction left open by a node that vanished (power or network lost, no FIN reaching the
+    // server) would keep its head locks until the server's TCP keepalive gives up, hours by
+    // default, and every other node's writer waits for them: the server ends such a session once
+    // it has sat idle inside a transaction for 10 s (possync's own are idle there for
+    // milliseconds, between a commit's two round trips).
     check(PQexec(conn_,
-                 "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"),
+                 "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan; "
+                 "SET idle_in_transaction_session_timeout = '10s'"),
           "set up the session");
     for (const auto& s : statements_) {
       check(PQprepare(conn_, s.name.c_str(), s.sql.c_str(), 0, nullptr), s.name);

@@ -301,6 +301,14 @@ TEST_F(PostgresStoreTest, ConcurrentNodesKeepSeqsGaplessAndChangeIdsUnique) {
   EXPECT_EQ(nodes[2]->head("B")->seq, static_cast<std::uint64_t>(kNodes * kBatches));
 }
 
+// The server ends a session of ours that a vanished node left idle inside a transaction (holding
+// head locks every other node waits for), long before its TCP keepalive would.
+TEST_F(PostgresStoreTest, SessionsLeftIdleInATransactionAreEndedByTheServer) {
+  PgConnection c(url());
+  c.ensure();
+  EXPECT_EQ(c.exec("SHOW idle_in_transaction_session_timeout").text(0, 0), "10s");
+}
+
 // A database whose transactions default to REPEATABLE READ (a DBA's choice) changes nothing: the
 // writer asks for READ COMMITTED, so a node that waited for another's head lock goes on from what
 // that node committed instead of failing with a serialization error.
