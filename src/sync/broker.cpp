@@ -138,11 +138,16 @@ bool Broker::catch_up(const std::string& restaurant) {
       o.entry = std::make_shared<const LogEntry>(std::move(e));
       outcomes.push_back(std::move(o));
     }
+    std::optional<std::uint64_t> now_published;
     {
       std::lock_guard lock(publish_mutex_);
-      hub_.publish_in_order(restaurant, outcomes, lost);
+      now_published = hub_.publish_in_order(restaurant, outcomes, lost);
     }
     if (outcomes.size() < options_.page) return true;
+    // A full page that moved nothing on (the room was made again meanwhile with no known start,
+    // or it is gone): reading the same page again would spin; the restaurant stays marked and is
+    // taken up from the start on the next pass.
+    if (!now_published || *now_published <= *published) return false;
   }
 }
 

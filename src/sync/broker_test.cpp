@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -232,6 +233,8 @@ class HeadlessStore final : public Store {
     return inner_->commit(batch, options);
   }
   Result<LogPage> read_log(std::string_view r, std::uint64_t after, std::size_t limit) override {
+    ++reads;
+    if (before_read) std::exchange(before_read, nullptr)();
     return inner_->read_log(r, after, limit);
   }
   Result<Snapshot> snapshot(std::string_view r) override { return inner_->snapshot(r); }
@@ -241,6 +244,8 @@ class HeadlessStore final : public Store {
   }
   std::string describe() const override { return "headless"; }
   std::atomic<bool> down{false};
+  std::atomic<int> reads{0};
+  std::function<void()> before_read;  // runs once, at the next read_log
 
  private:
   std::unique_ptr<Store> inner_ = make_memory_store();
@@ -269,6 +274,38 @@ TEST(BrokerRoomStart, RoomCreatedWhileTheStoreIsDownStartsAtTheHeadOnceItIsBack)
   EXPECT_EQ(viewer->wait_for(1), (Seqs{4}));  // the history was not replayed
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(viewer->seqs(), (Seqs{4}));
+  broker.stop();
+}
+
+TEST(BrokerRoomStart, ARoomMadeAgainWithoutAStartDuringACatchUpDoesNotSpinIt) {
+  HeadlessStore store;
+  Hub hub(render);
+  auto feed_owner = std::make_unique<ManualFeed>();
+  ManualFeed* feed = feed_owner.get();
+  Broker broker(store, hub, std::move(feed_owner), Broker::Options{2});
+  auto first = std::make_shared<Recorder>();
+  hub.join("R", first);  // the room starts at 0
+  commit(store, {req("R", "c1"), req("R", "c2"), req("R", "c3"), req("R", "c4")});
+  // While the broker reads the first page, the room empties and is made again while the store's
+  // head cannot be read: the new room's start is unknown, and it publishes nothing yet.
+  auto second = std::make_shared<Recorder>();
+  store.before_read = [&] {
+    hub.leave("R", first.get());
+    store.down = true;
+    hub.join("R", second);
+    store.down = false;
+  };
+  feed->push(notice("R", 1, 4));
+  // The next pass gives the room its start (the head, 4); the broker does not read forever.
+  for (int i = 0; i < 200 && hub.published_seq("R") != 4u; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(store.before_read);
+  EXPECT_FALSE(hub.needs_start("R"));
+  EXPECT_EQ(hub.published_seq("R"), 4u);
+  const int reads = store.reads;
+  std::this_thread::sleep_for(100ms);
+  EXPECT_LE(store.reads - reads, 2) << "the broker keeps reading the same page";
+  broker.publish_local(commit(store, {req("R", "c5")}));
+  EXPECT_EQ(second->wait_for(1), (Seqs{5}));
   broker.stop();
 }
 
