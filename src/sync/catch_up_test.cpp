@@ -222,5 +222,41 @@ TEST_F(CatchUpTest, HistoryPrunedWhileTheCatchUpWaitsAsksForAReset) {
   EXPECT_TRUE(d->catch_up.live());
 }
 
+TEST_F(CatchUpTest, ARoomMadeWhileTheStoreWasDownStartsWhereTheCatchUpWentLive) {
+  for (int i = 0; i < 3; ++i) commit();
+  hub_.set_room_start([](const std::string&) { return std::nullopt; });  // the head unreadable
+  auto d = connect();
+  ASSERT_TRUE(hub_.needs_start(kRestaurant));
+  d->catch_up.start(1);  // the store is readable again when the catch-up runs
+  pump(*d);
+  EXPECT_TRUE(d->catch_up.live());
+  EXPECT_FALSE(hub_.needs_start(kRestaurant));
+  // Other nodes' commits 4 and 5, published in order from the log (as the broker does): the room
+  // starts at 3, where the device went live, not at the head of a later pass.
+  ChangeRequest r;
+  r.change.restaurant_id = kRestaurant;
+  r.change.device_id = "other node";
+  r.change.data_type = DataType::orders;
+  r.change.action = "updated";
+  for (int i = 4; i <= 5; ++i) {
+    r.change.change_id = fmt::format("n{}", i);
+    r.change.record_id = fmt::format("o{}", i);
+    std::vector<ChangeRequest> batch{r};
+    ASSERT_TRUE(store_->commit(batch, {1, 0}));
+  }
+  auto page = store_->read_log(kRestaurant, 3, 10);
+  ASSERT_TRUE(page);
+  std::vector<Outcome> outcomes;
+  for (auto& e : page->entries) {
+    Outcome o;
+    o.status = OutcomeStatus::applied;
+    o.seq = e.seq;
+    o.entry = std::make_shared<const LogEntry>(std::move(e));
+    outcomes.push_back(std::move(o));
+  }
+  hub_.publish_in_order(kRestaurant, outcomes, 0);
+  EXPECT_EQ(d->sent, (std::vector<std::string>{"e2", "e3", "caught_up3", "l4", "l5"}));
+}
+
 }  // namespace
 }  // namespace possync

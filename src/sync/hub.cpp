@@ -8,6 +8,13 @@ namespace possync {
 bool Room::go_live(std::uint64_t cursor, const std::function<void()>& mark_live) {
   std::lock_guard lock(mutex_);
   if (published_seq_ > cursor) return false;
+  if (!start_known_) {
+    // A room made while the store could not be read (set_room_start): the catch-up has just read
+    // the log up to `cursor`, so the room starts there. Left unknown, it would later start at the
+    // head as it is then, and what was committed between the two would never reach this device.
+    published_seq_ = cursor;
+    start_known_ = true;
+  }
   mark_live();
   return true;
 }

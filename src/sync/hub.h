@@ -90,7 +90,8 @@ class Subscriber {
 class Room {
  public:
   // Calls `mark_live` under the room's lock and returns true if nothing with seq > `cursor` has
-  // been published; otherwise returns false and the caller must read the Store further.
+  // been published; otherwise returns false and the caller must read the Store further. A room
+  // whose start was unknown starts at `cursor` (the caller has read the log up to it).
   bool go_live(std::uint64_t cursor, const std::function<void()>& mark_live);
   std::uint64_t published_seq() const;
 
