@@ -146,6 +146,12 @@ class PostgresStoreTest : public testing::Test {
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
     return r ? std::move(*r) : std::vector<Outcome>{};
   }
+  // `count` stores on this test's database, as `count` nodes (null where one could not open).
+  std::vector<std::unique_ptr<Store>> open_nodes(int count) const {
+    std::vector<std::unique_ptr<Store>> nodes;
+    for (int i = 0; i < count; ++i) nodes.push_back(open_at(url()));
+    return nodes;
+  }
   // Runs SQL on this test's database.
   void sql(const std::string& statement) {
     PgConnection c(url());
@@ -230,11 +236,8 @@ TEST_F(PostgresStoreTest, NewerSchemaIsRefused) {
 TEST_F(PostgresStoreTest, ConcurrentNodesKeepSeqsGaplessAndChangeIdsUnique) {
   constexpr int kNodes = 3;
   constexpr int kBatches = 40;
-  std::vector<std::unique_ptr<Store>> nodes;
-  for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back(open_at(url()));
-    ASSERT_NE(nodes.back(), nullptr);
-  }
+  auto nodes = open_nodes(kNodes);
+  for (const auto& node : nodes) ASSERT_NE(node, nullptr);
   std::vector<std::vector<Outcome>> outcomes(kNodes);
   std::vector<std::string> errors;
   std::mutex errors_mutex;
@@ -316,11 +319,8 @@ TEST_F(PostgresStoreTest, ConcurrentNodesCommitUnderAStricterDefaultIsolation) {
   sql("ALTER DATABASE " + db_->name() + " SET default_transaction_isolation = 'repeatable read'");
   constexpr int kNodes = 3;
   constexpr int kBatches = 30;
-  std::vector<std::unique_ptr<Store>> nodes;
-  for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back(open_at(url()));
-    ASSERT_NE(nodes.back(), nullptr);
-  }
+  auto nodes = open_nodes(kNodes);
+  for (const auto& node : nodes) ASSERT_NE(node, nullptr);
   std::atomic<int> failures{0};
   std::string first_failure;
   std::mutex mutex;
@@ -346,11 +346,8 @@ TEST_F(PostgresStoreTest, ConcurrentNodesCommitUnderAStricterDefaultIsolation) {
 TEST_F(PostgresStoreTest, ConcurrentNodesHoldTheRestaurantRules) {
   constexpr int kNodes = 3;
   constexpr int kBatches = 30;
-  std::vector<std::unique_ptr<Store>> nodes;
-  for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back(open_at(url()));
-    ASSERT_NE(nodes.back(), nullptr);
-  }
+  auto nodes = open_nodes(kNodes);
+  for (const auto& node : nodes) ASSERT_NE(node, nullptr);
   auto make = [](DataType type, std::string action, std::string change_id, std::string record,
                  json::object data) {
     ChangeSpec s;

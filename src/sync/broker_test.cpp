@@ -251,12 +251,22 @@ class HeadlessStore final : public Store {
   std::unique_ptr<Store> inner_ = make_memory_store();
 };
 
-TEST(BrokerRoomStart, RoomCreatedWhileTheStoreIsDownStartsAtTheHeadOnceItIsBack) {
+// A Broker (pages of 2) on a HeadlessStore, its feed fed by hand.
+class BrokerRoomStart : public ::testing::Test {
+ protected:
   HeadlessStore store;
-  Hub hub(render);
-  auto feed_owner = std::make_unique<ManualFeed>();
-  ManualFeed* feed = feed_owner.get();
-  Broker broker(store, hub, std::move(feed_owner), Broker::Options{2});
+  Hub hub{render};
+  ManualFeed* feed = nullptr;  // owned by the broker
+  Broker broker{store, hub,
+                [this] {
+                  auto owner = std::make_unique<ManualFeed>();
+                  feed = owner.get();
+                  return owner;
+                }(),
+                Broker::Options{2}};
+};
+
+TEST_F(BrokerRoomStart, RoomCreatedWhileTheStoreIsDownStartsAtTheHeadOnceItIsBack) {
   commit(store, {req("R", "h1"), req("R", "h2"), req("R", "h3")});  // history
 
   store.down = true;
@@ -277,12 +287,7 @@ TEST(BrokerRoomStart, RoomCreatedWhileTheStoreIsDownStartsAtTheHeadOnceItIsBack)
   broker.stop();
 }
 
-TEST(BrokerRoomStart, ARoomMadeAgainWithoutAStartDuringACatchUpDoesNotSpinIt) {
-  HeadlessStore store;
-  Hub hub(render);
-  auto feed_owner = std::make_unique<ManualFeed>();
-  ManualFeed* feed = feed_owner.get();
-  Broker broker(store, hub, std::move(feed_owner), Broker::Options{2});
+TEST_F(BrokerRoomStart, ARoomMadeAgainWithoutAStartDuringACatchUpDoesNotSpinIt) {
   auto first = std::make_shared<Recorder>();
   hub.join("R", first);  // the room starts at 0
   commit(store, {req("R", "c1"), req("R", "c2"), req("R", "c3"), req("R", "c4")});
